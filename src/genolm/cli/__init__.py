@@ -1,0 +1,1 @@
+"""Console entrypoints: thin wrappers over library functions."""

@@ -1,0 +1,1 @@
+"""Data: sequence readers, corpus preparation, tokenizers, token caches, DataModules."""

@@ -1,0 +1,145 @@
+"""Corpus preparation: FASTA/CSV -> fixed-length upper-case chunks with a train/val split.
+
+The output of :func:`prepare_corpus` is a folder ``<out_root>/<name>-<fingerprint>/`` with
+``train.txt`` and ``val.txt`` (one chunk per line) and ``meta.json``. The fingerprint covers the
+input files' bytes and every parameter, so a prepared corpus is reused until either changes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import zlib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from genolm.data.sequences import check_dna, iter_records
+from genolm.errors import GenolmError
+from genolm.io import atomic_dir, fingerprint, sha256_file
+
+log = logging.getLogger(__name__)
+CORPUS_FORMAT = 1
+
+
+def _is_val(record: str, start: int, seed: int, val_fraction: float) -> bool:
+    """Deterministic split of one chunk, stable when other inputs are added or removed."""
+    key = f"{seed}:{record}:{start}".encode()
+    return (zlib.crc32(key) / 2**32) < val_fraction
+
+
+def chunk_record(seq: str, chunk_len: int, max_n_frac: float) -> tuple[list[tuple[int, str]], int]:
+    """Cut one upper-cased record into non-overlapping chunks.
+
+    Args:
+        seq: the record's sequence, already upper case.
+        chunk_len: chunk length in bases; a shorter tail is dropped.
+        max_n_frac: chunks whose share of N exceeds this are dropped.
+
+    Returns:
+        ``([(start, chunk), ...], n_dropped_for_n)``.
+    """
+    kept, dropped = [], 0
+    max_n = int(max_n_frac * chunk_len)
+    for start in range(0, len(seq) - chunk_len + 1, chunk_len):
+        chunk = seq[start : start + chunk_len]
+        if chunk.count("N") > max_n:
+            dropped += 1
+        else:
+            kept.append((start, chunk))
+    return kept, dropped
+
+
+def _params(chunk_len: int, max_n_frac: float, val_fraction: float, seed: int,
+            val_records: Sequence[str]) -> dict[str, Any]:
+    if chunk_len < 1:
+        raise GenolmError(f"corpus: chunk_len must be >= 1, got {chunk_len}")
+    if not 0.0 <= max_n_frac <= 1.0 or not 0.0 <= val_fraction < 1.0:
+        raise GenolmError("corpus: max_n_frac must be in [0, 1] and val_fraction in [0, 1)")
+    return {"chunk_len": chunk_len, "max_n_frac": max_n_frac, "val_fraction": val_fraction,
+            "seed": seed, "val_records": sorted(val_records), "format": CORPUS_FORMAT}
+
+
+def _write_chunks(inputs: list[Path], params: dict[str, Any], out: Path) -> dict[str, Any]:
+    """Stream every input into ``out/train.txt`` and ``out/val.txt``; return counts."""
+    counts = {"train": 0, "val": 0, "dropped_n": 0, "records": 0, "bases_read": 0}
+    held_out = set(params["val_records"])
+    with open(out / "train.txt", "w") as train, open(out / "val.txt", "w") as val, \
+            tqdm(desc="chunking", unit="b", unit_scale=True) as bar:
+        for path in inputs:
+            for record, raw in iter_records(path):
+                check_dna(raw, path, record)
+                kept, dropped = chunk_record(raw.upper(), params["chunk_len"], params["max_n_frac"])
+                counts["dropped_n"] += dropped
+                counts["records"] += 1
+                counts["bases_read"] += len(raw)
+                bar.update(len(raw))
+                for start, chunk in kept:
+                    to_val = record in held_out or (
+                        not held_out and _is_val(record, start, params["seed"], params["val_fraction"]))
+                    (val if to_val else train).write(chunk + "\n")
+                    counts["val" if to_val else "train"] += 1
+    return counts
+
+
+def prepare_corpus(inputs: Sequence[str | Path], out_root: str | Path, chunk_len: int = 200,
+                   max_n_frac: float = 0.0, val_fraction: float = 0.1, seed: int = 42,
+                   val_records: Sequence[str] = (), name: str = "corpus") -> Path:
+    """Tile FASTA/CSV inputs into chunks and split them into train and validation sets.
+
+    Args:
+        inputs: FASTA (.fa/.fasta, optionally .gz or BGZF) or CSV/TSV files with a ``text`` column.
+        out_root: folder under which the prepared corpus folder is created.
+        chunk_len: chunk length in bases (non-overlapping tiles; record tails are dropped).
+        max_n_frac: largest share of N allowed in a kept chunk (0 drops every chunk with an N).
+        val_fraction: share of chunks sent to validation, chosen by a hash of
+            (seed, record, position) so the split is deterministic.
+        seed: split seed.
+        val_records: record ids held out whole for validation (replaces the random split).
+        name: prefix of the output folder.
+
+    Returns:
+        The prepared corpus folder (reused when inputs and parameters are unchanged).
+
+    Raises:
+        GenolmError: missing or empty input, invalid letters, or no chunk left.
+    """
+    paths = [Path(p) for p in inputs]
+    if not paths:
+        raise GenolmError("corpus: no input files given")
+    for path in paths:
+        if not path.is_file():
+            raise GenolmError(f"{path}: file not found")
+    params = _params(chunk_len, max_n_frac, val_fraction, seed, val_records)
+    sources = [{"name": p.name, "sha256": sha256_file(p)} for p in paths]
+    fp = fingerprint({"params": params, "sources": sources})
+    final = Path(out_root) / f"{name}-{fp[:12]}"
+    if (final / "meta.json").is_file():
+        log.info("corpus: reusing %s", final)
+        return final
+    with atomic_dir(final) as tmp:
+        counts = _write_chunks(paths, params, tmp)
+        if counts["train"] == 0:
+            raise GenolmError(
+                f"corpus: no {chunk_len}-base chunk left for training from {[str(p) for p in paths]} "
+                f"({counts['dropped_n']} dropped for N > {max_n_frac:.0%}); "
+                "lower chunk_len or raise max_n_frac")
+        if counts["val"] == 0 and (val_fraction > 0 or val_records):
+            raise GenolmError(
+                f"corpus: validation split is empty ({counts['train']} train chunks); "
+                "raise val_fraction or check val_records")
+        meta = {"fingerprint": fp, "params": params, "sources": sources,
+                "inputs": [str(p) for p in paths], "counts": counts}
+        (tmp / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
+    log.info("corpus: %d train / %d val chunks in %s", counts["train"], counts["val"], final)
+    return final
+
+
+def load_corpus_meta(corpus_dir: str | Path) -> dict[str, Any]:
+    """Read a prepared corpus's ``meta.json``."""
+    path = Path(corpus_dir) / "meta.json"
+    if not path.is_file():
+        raise GenolmError(f"{corpus_dir}: not a prepared corpus (no meta.json)")
+    return json.loads(path.read_text())

@@ -1,0 +1,97 @@
+"""Read DNA records from FASTA (plain, gzip, BGZF) or CSV files, with validation."""
+
+from __future__ import annotations
+
+import gzip
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+from Bio.SeqIO.FastaIO import SimpleFastaParser
+
+from genolm.errors import GenolmError
+
+FASTA_SUFFIXES = {".fa", ".fasta", ".fna", ".fas"}
+TABLE_SUFFIXES = {".csv", ".tsv"}
+_INVALID = re.compile(r"[^ACGTNacgtn]")
+
+
+def _base_suffix(path: Path) -> str:
+    """Return the format suffix of ``path`` ignoring a trailing .gz/.bgz."""
+    suffixes = [s.lower() for s in path.suffixes]
+    if suffixes and suffixes[-1] in {".gz", ".bgz"}:
+        suffixes = suffixes[:-1]
+    return suffixes[-1] if suffixes else ""
+
+
+def _open_text(path: Path):
+    """Open a plain or gzip/BGZF-compressed file as text (BGZF is multi-member gzip)."""
+    with open(path, "rb") as probe:
+        magic = probe.read(2)
+    if magic == b"\x1f\x8b":
+        return gzip.open(path, "rt")
+    return open(path)
+
+
+def check_dna(seq: str, path: str | Path, record: str, offset: int = 0) -> None:
+    """Raise :class:`GenolmError` if ``seq`` holds a letter other than A, C, G, T or N.
+
+    Args:
+        seq: the sequence (any case).
+        path: file the sequence came from, for the message.
+        record: record name or row, for the message.
+        offset: 0-based position of ``seq[0]`` within the record.
+    """
+    bad = _INVALID.search(seq)
+    if bad is not None:
+        pos = offset + bad.start()
+        raise GenolmError(
+            f"{path}: record '{record}': invalid letter {bad.group()!r} at position {pos + 1} "
+            "(1-based); only A, C, G, T and N (any case) are allowed"
+        )
+
+
+def iter_fasta(path: Path) -> Iterator[tuple[str, str]]:
+    """Yield ``(record_id, sequence)`` from a FASTA file (Biopython's parser)."""
+    n = 0
+    with _open_text(path) as handle:
+        for title, seq in SimpleFastaParser(handle):
+            n += 1
+            yield (title.split()[0] if title.strip() else f"record{n}"), seq
+    if n == 0:
+        raise GenolmError(f"{path}: no FASTA records found (empty file or not FASTA)")
+
+
+def iter_table(path: Path, column: str = "text", chunksize: int = 50_000) -> Iterator[tuple[str, str]]:
+    """Yield ``(row_name, sequence)`` from a CSV/TSV with a sequence column (the course format)."""
+    sep = "\t" if _base_suffix(path) == ".tsv" else ","
+    try:
+        header = pd.read_csv(path, sep=sep, nrows=0).columns.tolist()
+    except pd.errors.EmptyDataError as err:
+        raise GenolmError(f"{path}: empty table, expected a '{column}' column") from err
+    if column not in header:
+        raise GenolmError(f"{path}: no column '{column}' (columns found: {header})")
+    n = 0
+    for frame in pd.read_csv(path, sep=sep, usecols=[column], dtype=str, chunksize=chunksize,
+                             keep_default_na=False):
+        for seq in frame[column]:
+            n += 1
+            yield f"row{n}", seq
+    if n == 0:
+        raise GenolmError(f"{path}: table has a '{column}' column but no rows")
+
+
+def iter_records(path: str | Path) -> Iterator[tuple[str, str]]:
+    """Yield ``(record_id, sequence)`` from a FASTA or CSV/TSV file, chosen by suffix.
+
+    Raises:
+        GenolmError: the file is missing, empty or lacks the ``text`` column.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise GenolmError(f"{path}: file not found")
+    if _base_suffix(path) in TABLE_SUFFIXES:
+        yield from iter_table(path)
+    else:
+        yield from iter_fasta(path)

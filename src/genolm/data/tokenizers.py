@@ -1,0 +1,131 @@
+"""Tokenizer factories: BPE trained on the corpus, a pretrained tokenizer, or single bases.
+
+Each factory has the signature ``(corpus_dir, cache_dir, **params) -> PreTrainedTokenizerFast``
+so Hydra configs in ``conf/tokenizer/`` can be swapped freely. Special tokens follow DNABERT-2
+(and the Mistral-DNA checkpoints): ``[UNK]=0 [CLS]=1 [SEP]=2 [PAD]=3 [MASK]=4``; ``[CLS]``
+doubles as BOS and ``[SEP]`` as EOS and as the separator between packed chunks.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+from transformers import AutoTokenizer, PreTrainedTokenizerFast
+
+from genolm.errors import GenolmError
+from genolm.io import atomic_dir, fingerprint, sha256_text
+
+log = logging.getLogger(__name__)
+SPECIAL_TOKENS = ["[UNK]", "[CLS]", "[SEP]", "[PAD]", "[MASK]"]
+BASES = ["A", "C", "G", "T", "N"]
+
+
+def _finish(tok: Tokenizer) -> Tokenizer:
+    """Add the whitespace pre-tokenizer, the ``[CLS] ... [SEP]`` template and a fusing decoder."""
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok.decoder = decoders.Fuse()
+    tok.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", 1), ("[SEP]", 2)])
+    return tok
+
+
+def wrap_tokenizer(tok: Tokenizer) -> PreTrainedTokenizerFast:
+    """Wrap a ``tokenizers.Tokenizer`` with DNABERT-2 special tokens as a transformers tokenizer."""
+    vocab = tok.get_vocab()
+    missing = [s for s in SPECIAL_TOKENS if s not in vocab]
+    if missing:
+        raise GenolmError(f"tokenizer lacks special tokens {missing}; genolm needs {SPECIAL_TOKENS}")
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok, unk_token="[UNK]", cls_token="[CLS]", sep_token="[SEP]",
+        pad_token="[PAD]", mask_token="[MASK]", bos_token="[CLS]", eos_token="[SEP]")
+
+
+def _iter_lines(path: Path, limit: int | None):
+    with open(path) as handle:
+        for line in itertools.islice(handle, limit):
+            yield line.rstrip("\n")
+
+
+def bpe(corpus_dir: str | Path | None, cache_dir: str | Path, vocab_size: int = 4096,
+        min_frequency: int = 2, max_chunks: int | None = 200_000) -> PreTrainedTokenizerFast:
+    """Train (or reuse) a byte-pair-encoding tokenizer on the corpus's training chunks.
+
+    Args:
+        corpus_dir: prepared corpus folder (its ``train.txt`` is the training text).
+        cache_dir: root of genolm's cache; the tokenizer is stored under ``tokenizers/``.
+        vocab_size: final vocabulary size including the 5 special tokens.
+        min_frequency: minimum pair count for a merge.
+        max_chunks: train on at most this many chunks (the first ones), ``None`` for all.
+    """
+    if corpus_dir is None:
+        raise GenolmError("tokenizer=bpe needs a corpus to train on")
+    corpus_dir = Path(corpus_dir)
+    corpus_fp = json.loads((corpus_dir / "meta.json").read_text())["fingerprint"]
+    params = {"vocab_size": vocab_size, "min_frequency": min_frequency, "max_chunks": max_chunks}
+    final = Path(cache_dir) / "tokenizers" / f"bpe-{fingerprint([corpus_fp, params])[:12]}"
+    if not (final / "tokenizer.json").is_file():
+        log.info("tokenizer: training BPE (vocab %d) on %s", vocab_size, corpus_dir / "train.txt")
+        tok = Tokenizer(models.BPE(unk_token="[UNK]"))
+        tok.pre_tokenizer = pre_tokenizers.Whitespace()
+        trainer = trainers.BpeTrainer(vocab_size=vocab_size, min_frequency=min_frequency,
+                                      special_tokens=SPECIAL_TOKENS, initial_alphabet=BASES,
+                                      show_progress=True)
+        tok.train_from_iterator(_iter_lines(corpus_dir / "train.txt", max_chunks), trainer=trainer)
+        with atomic_dir(final) as tmp:
+            _finish(tok).save(str(tmp / "tokenizer.json"))
+    return wrap_tokenizer(Tokenizer.from_file(str(final / "tokenizer.json")))
+
+
+def char(corpus_dir: str | Path | None = None, cache_dir: str | Path | None = None
+         ) -> PreTrainedTokenizerFast:
+    """Return a single-base tokenizer: specials 0-4, then A=5 C=6 G=7 T=8 N=9."""
+    vocab = {tok: i for i, tok in enumerate(SPECIAL_TOKENS + BASES)}
+    return wrap_tokenizer(_finish(Tokenizer(models.BPE(vocab=vocab, merges=[], unk_token="[UNK]"))))
+
+
+def pretrained(path: str | Path, corpus_dir: str | Path | None = None,
+               cache_dir: str | Path | None = None) -> PreTrainedTokenizerFast:
+    """Load an existing tokenizer (a ``tokenizer.json`` file or a Hugging Face folder), ids unchanged.
+
+    Args:
+        path: ``tokenizer.json`` or a folder holding one (e.g. a Mistral-DNA checkpoint).
+        corpus_dir: unused (the tokenizer is not retrained).
+        cache_dir: unused.
+    """
+    path = Path(path)
+    file = path / "tokenizer.json" if path.is_dir() else path
+    if not file.is_file():
+        raise GenolmError(f"{path}: no tokenizer.json found")
+    if path.is_dir() and (path / "tokenizer_config.json").is_file():
+        tok = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+        if not isinstance(tok, PreTrainedTokenizerFast):
+            raise GenolmError(f"{path}: genolm needs a fast (tokenizers) tokenizer")
+        if tok.bos_token is None and tok.cls_token is not None:
+            tok.bos_token = tok.cls_token
+        if tok.eos_token is None and tok.sep_token is not None:
+            tok.eos_token = tok.sep_token
+        return tok
+    return wrap_tokenizer(Tokenizer.from_file(str(file)))
+
+
+def tokenizer_fingerprint(tok: PreTrainedTokenizerFast) -> str:
+    """SHA-256 of the tokenizer's full serialisation (vocab, merges, template)."""
+    return sha256_text(tok.backend_tokenizer.to_str())
+
+
+def bases_per_token(tok: PreTrainedTokenizerFast) -> np.ndarray:
+    """Number of DNA bases each token id spans (0 for special tokens, 1 for ``[UNK]``)."""
+    lengths = np.zeros(len(tok), dtype=np.int64)
+    specials = set(tok.all_special_ids)
+    for token, idx in tok.get_vocab().items():
+        if idx in specials:
+            lengths[idx] = 1 if idx == tok.unk_token_id else 0
+        else:
+            lengths[idx] = len(token)
+    return lengths

@@ -1,0 +1,1 @@
+"""Model code (plain PyTorch / transformers, free of Lightning and Hydra)."""

@@ -1,0 +1,134 @@
+"""``CausalLMModule``: next-token pretraining of a Mixtral DNA language model."""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from tokenizers import Tokenizer
+from torchmetrics import SumMetric
+from transformers import PreTrainedTokenizerFast
+
+from genolm.models.mixtral import build_causal_lm, mixtral_config
+from genolm.modules.optim import adamw, warmup_decay
+
+IGNORE = -100
+LN2 = math.log(2.0)
+
+
+def tokenizer_state(tok: PreTrainedTokenizerFast) -> dict[str, Any]:
+    """Serialise a fast tokenizer (vocab, merges, template, special tokens) to plain data."""
+    return {"tokenizer_json": tok.backend_tokenizer.to_str(),
+            "special_tokens": {k: str(v) for k, v in tok.special_tokens_map.items()
+                               if isinstance(v, str)}}
+
+
+def tokenizer_from_state(state: dict[str, Any]) -> PreTrainedTokenizerFast:
+    """Inverse of :func:`tokenizer_state`."""
+    return PreTrainedTokenizerFast(tokenizer_object=Tokenizer.from_str(state["tokenizer_json"]),
+                                   **state["special_tokens"])
+
+
+class CausalLMModule(L.LightningModule):
+    """Causal-LM pretraining of ``MixtralForCausalLM`` with exact token-weighted validation.
+
+    Logs ``train/loss`` (cross-entropy + router aux loss), ``train/ce``, ``train/aux_loss``,
+    ``train/tokens_per_s``, ``train/bases_per_s``, ``val/loss``, ``val/ppl`` and
+    ``val/bits_per_base`` (summed token NLL in bits over the bases the targets cover, which
+    compares across tokenizers).
+
+    Args:
+        arch: Mixtral architecture keys (see ``conf/model``).
+        vocab_size, pad_token_id, bos_token_id, eos_token_id: from the tokenizer.
+        optimizer: keyword arguments of :func:`genolm.modules.optim.adamw`.
+        scheduler: keyword arguments of :func:`genolm.modules.optim.warmup_decay`.
+    """
+
+    def __init__(self, arch: dict[str, Any], vocab_size: int, pad_token_id: int,
+                 bos_token_id: int, eos_token_id: int, optimizer: dict[str, Any] | None = None,
+                 scheduler: dict[str, Any] | None = None) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.config = mixtral_config(arch, vocab_size, pad_token_id, bos_token_id, eos_token_id)
+        self.net = build_causal_lm(self.config)
+        self.tokenizer: PreTrainedTokenizerFast | None = None
+        self.val_nll, self.val_tokens, self.val_bases = SumMetric(), SumMetric(), SumMetric()
+        self._last_batch_end: float | None = None
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None):
+        """Run the network; returns the transformers output (``logits``, ``aux_loss``)."""
+        return self.net(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)
+
+    def _losses(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, Any]:
+        out = self(batch["input_ids"], batch.get("attention_mask"))
+        logits = out.logits.float()
+        nll = F.cross_entropy(logits.view(-1, logits.size(-1)), batch["labels"].view(-1),
+                              ignore_index=IGNORE, reduction="sum")
+        return nll, (batch["labels"] != IGNORE).sum(), out.aux_loss
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        """Cross-entropy per target token plus ``router_aux_loss_coef`` x load-balancing loss."""
+        nll, n_tok, aux = self._losses(batch)
+        ce = nll / n_tok.clamp(min=1)
+        loss = ce
+        if aux is not None:
+            loss = ce + self.config.router_aux_loss_coef * aux
+            self.log("train/aux_loss", aux.detach(), on_step=True)
+        self.log("train/ce", ce.detach(), on_step=True)
+        self.log("train/loss", loss.detach(), on_step=True, prog_bar=True)
+        return loss
+
+    def on_train_batch_end(self, outputs: Any, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        """Log throughput (target tokens and bases per second, all devices) between batches."""
+        now = time.perf_counter()
+        if self._last_batch_end is not None:
+            dt = (now - self._last_batch_end) / self.trainer.world_size
+            n_tok = float((batch["labels"] != IGNORE).sum())
+            self.log("train/tokens_per_s", n_tok / dt, on_step=True, prog_bar=True)
+            self.log("train/bases_per_s", float(batch["bases"].sum()) / dt, on_step=True)
+        self._last_batch_end = now
+
+    def on_train_epoch_start(self) -> None:
+        """Reset the throughput clock (skips validation and data-loader start-up)."""
+        self._last_batch_end = None
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        """Accumulate summed NLL, target tokens and bases over the whole validation set."""
+        nll, n_tok, _ = self._losses(batch)
+        self.val_nll.update(nll)
+        self.val_tokens.update(n_tok)
+        self.val_bases.update(batch["bases"].sum())
+
+    def on_validation_epoch_end(self) -> None:
+        """Log ``val/loss``, ``val/ppl`` and ``val/bits_per_base`` (synced across devices)."""
+        nll, n_tok, n_bases = self.val_nll.compute(), self.val_tokens.compute(), self.val_bases.compute()
+        loss = nll / n_tok.clamp(min=1)
+        self.log("val/loss", loss, prog_bar=True, sync_dist=False)
+        self.log("val/ppl", torch.exp(loss))
+        self.log("val/bits_per_base", nll / LN2 / n_bases.clamp(min=1))
+        for metric in (self.val_nll, self.val_tokens, self.val_bases):
+            metric.reset()
+        self._last_batch_end = None
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        """AdamW + warmup/decay schedule over ``trainer.estimated_stepping_batches``."""
+        opt = adamw(self.net, **(self.hparams.optimizer or {}))
+        sched = warmup_decay(opt, int(self.trainer.estimated_stepping_batches),
+                             **(self.hparams.scheduler or {}))
+        return {"optimizer": opt, "lr_scheduler": sched}
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Store the tokenizer and the HF config so the checkpoint rebuilds itself."""
+        checkpoint["genolm"] = {"hf_config": self.config.to_dict()}
+        if self.tokenizer is not None:
+            checkpoint["genolm"]["tokenizer"] = tokenizer_state(self.tokenizer)
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Restore the tokenizer saved by :meth:`on_save_checkpoint`."""
+        state = checkpoint.get("genolm", {}).get("tokenizer")
+        if state is not None:
+            self.tokenizer = tokenizer_from_state(state)

@@ -1,0 +1,85 @@
+"""Pretraining: ``train(cfg)`` builds data, tokenizer, model and trainer from a Hydra config."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+from hydra.utils import instantiate
+from lightning.pytorch.callbacks import ModelCheckpoint
+from omegaconf import DictConfig
+
+from genolm.checkpoints import export_hf, load_causal_lm_module
+from genolm.errors import GenolmError
+from genolm.io import write_json_atomic
+from genolm.models.mixtral import count_parameters
+from genolm.utils import instantiate_group, instantiate_loggers, to_floats
+
+log = logging.getLogger("genolm.pretrain")
+
+
+def build(cfg: DictConfig) -> dict[str, Any]:
+    """Instantiate datamodule (corpus + tokenizer + token cache), model, callbacks and trainer."""
+    datamodule = instantiate(cfg.data, tokenizer=instantiate(cfg.tokenizer))
+    tok = datamodule.prepare()
+    model = instantiate(cfg.model, vocab_size=len(tok), pad_token_id=tok.pad_token_id,
+                        bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)
+    model.tokenizer = tok
+    datamodule.check_fits(model.config.max_position_embeddings)
+    callbacks = instantiate_group(cfg.get("callbacks"))
+    loggers = instantiate_loggers(cfg.get("logger"), cfg)
+    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    return {"datamodule": datamodule, "model": model, "trainer": trainer, "tokenizer": tok}
+
+
+def _best_module(trainer: L.Trainer, model):
+    """The best checkpoint's module if one was written, else the in-memory model."""
+    ckpt = next((c for c in trainer.callbacks if isinstance(c, ModelCheckpoint)), None)
+    if ckpt is not None and ckpt.best_model_path:
+        return load_causal_lm_module(ckpt.best_model_path), ckpt.best_model_path
+    return model, None
+
+
+def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
+    """Pretrain a causal DNA LM; write checkpoints, ``metrics.json`` and an ``hf/`` export.
+
+    Args:
+        cfg: composed ``conf/pretrain.yaml``.
+
+    Returns:
+        ``(metrics, objects)``: final metrics as floats, and the datamodule, model, trainer,
+        tokenizer, best checkpoint path and ``hf/`` folder.
+    """
+    L.seed_everything(cfg.seed, workers=True)
+    out_dir = Path(cfg.paths.output_dir)
+    objects = build(cfg)
+    model, trainer, datamodule = objects["model"], objects["trainer"], objects["datamodule"]
+    log.info("model: %s parameters; data: %s", f"{count_parameters(model):,}", datamodule.summary())
+    if cfg.get("ckpt_path") and not Path(cfg.ckpt_path).is_file():
+        raise GenolmError(f"{cfg.ckpt_path}: checkpoint to resume from not found")
+    trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    metrics = to_floats(trainer.callback_metrics)
+    best, best_path = _best_module(trainer, model)
+    objects["best_ckpt"] = best_path
+    if cfg.get("export_hf") and trainer.is_global_zero:
+        objects["hf_dir"] = export_hf(best.net, best.tokenizer, out_dir / "hf")
+    if trainer.is_global_zero:
+        write_json_atomic(out_dir / "metrics.json", {
+            "metrics": metrics, "best_ckpt": best_path, "global_step": trainer.global_step,
+            "parameters": count_parameters(model), "data": datamodule.summary()})
+    return metrics, objects
+
+
+def format_summary(metrics: dict[str, float], objects: dict[str, Any]) -> str:
+    """Human-readable end-of-run lines."""
+    lines = [f"val/loss {metrics.get('val/loss', float('nan')):.4f}  "
+             f"val/ppl {metrics.get('val/ppl', float('nan')):.3f}  "
+             f"val/bits_per_base {metrics.get('val/bits_per_base', float('nan')):.4f}"]
+    if objects.get("best_ckpt"):
+        lines.append(f"best checkpoint: {objects['best_ckpt']}")
+    if objects.get("hf_dir"):
+        lines.append(f"Hugging Face folder: {objects['hf_dir']}")
+    return "\n".join(lines)
+

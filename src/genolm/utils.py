@@ -1,0 +1,78 @@
+"""Helpers shared by the Hydra entrypoints: loggers, callbacks, W&B mode, run reports."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import netrc
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from genolm.errors import GenolmError
+
+log = logging.getLogger("genolm")
+
+
+def wandb_default_offline() -> None:
+    """Run W&B offline unless the user chose a mode or has an API key (env or ~/.netrc)."""
+    if os.environ.get("WANDB_MODE") or os.environ.get("WANDB_API_KEY"):
+        return
+    try:
+        has_key = netrc.netrc().authenticators("api.wandb.ai") is not None
+    except (FileNotFoundError, netrc.NetrcParseError):
+        has_key = False
+    if not has_key:
+        os.environ["WANDB_MODE"] = "offline"
+
+
+def instantiate_group(group: DictConfig | None) -> list[Any]:
+    """Instantiate every entry of a ``callbacks`` or ``logger`` config group."""
+    if not group:
+        return []
+    return [instantiate(node) for node in group.values() if node and "_target_" in node]
+
+
+def instantiate_loggers(group: DictConfig | None, cfg: DictConfig) -> list[Any]:
+    """Instantiate loggers and record the fully resolved config as their hyperparameters."""
+    if group and "wandb" in group:
+        wandb_default_offline()
+    loggers = instantiate_group(group)
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    for logger in loggers:
+        logger.log_hyperparams(resolved)
+    return loggers
+
+
+def to_floats(metrics: dict[str, Any]) -> dict[str, float]:
+    """Convert a Lightning metrics dict (tensors) to plain floats."""
+    return {k: float(v) for k, v in metrics.items()}
+
+
+def report_errors(func: Callable[[DictConfig], Any]) -> Callable[[DictConfig], Any]:
+    """Turn a :class:`GenolmError` into one ``genolm: error: ...`` line and exit status 1."""
+
+    @functools.wraps(func)
+    def wrapper(cfg: DictConfig) -> Any:
+        try:
+            return func(cfg)
+        except GenolmError as err:
+            print(f"genolm: error: {err}", file=sys.stderr)
+            sys.exit(1)
+
+    return wrapper
+
+
+def config_dir() -> str:
+    """Absolute path of the project's ``conf/`` folder (``GENOLM_CONFIG_DIR`` overrides)."""
+    env = os.environ.get("GENOLM_CONFIG_DIR")
+    path = Path(env) if env else Path(__file__).resolve().parents[2] / "conf"
+    if not (path / "pretrain.yaml").is_file():
+        raise SystemExit(f"genolm: error: config folder not found at {path}; install genolm "
+                         "from its repository with `pip install -e .` or set GENOLM_CONFIG_DIR")
+    return str(path)
