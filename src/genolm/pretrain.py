@@ -51,6 +51,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     Returns:
         ``(metrics, objects)``: final metrics as floats, and the datamodule, model, trainer,
         tokenizer, best checkpoint path and ``hf/`` folder.
+
     """
     L.seed_everything(cfg.seed, workers=True)
     out_dir = Path(cfg.paths.output_dir)

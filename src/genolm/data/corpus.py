@@ -40,6 +40,7 @@ def chunk_record(seq: str, chunk_len: int, max_n_frac: float) -> tuple[list[tupl
 
     Returns:
         ``([(start, chunk), ...], n_dropped_for_n)``.
+
     """
     kept, dropped = [], 0
     max_n = int(max_n_frac * chunk_len)
@@ -67,7 +68,7 @@ def _write_chunks(inputs: list[Path], params: dict[str, Any], out: Path) -> dict
     counts = {"train": 0, "val": 0, "dropped_n": 0, "records": 0, "bases_read": 0}
     held_out = set(params["val_records"])
     with open(out / "train.txt", "w") as train, open(out / "val.txt", "w") as val, \
-            tqdm(desc="chunking", unit="b", unit_scale=True) as bar:
+            tqdm(desc="chunking", unit="b", unit_scale=True, disable=None) as bar:
         for path in inputs:
             for record, raw in iter_records(path):
                 check_dna(raw, path, record)
@@ -105,6 +106,7 @@ def prepare_corpus(inputs: Sequence[str | Path], out_root: str | Path, chunk_len
 
     Raises:
         GenolmError: missing or empty input, invalid letters, or no chunk left.
+
     """
     paths = [Path(p) for p in inputs]
     if not paths:

@@ -66,6 +66,7 @@ class Collator:
         self.bases = torch.from_numpy(bases)
 
     def __call__(self, samples: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+        """Collate samples into one batch dict."""
         width = max(len(s["input_ids"]) for s in samples)
         ids = torch.full((len(samples), width), self.pad_id, dtype=torch.long)
         labels = torch.full((len(samples), width), IGNORE, dtype=torch.long)
@@ -97,6 +98,7 @@ class GenomeChunksDataModule(L.LightningDataModule):
         eval_batch_size: validation batch size (defaults to ``batch_size``).
         num_workers: DataLoader workers.
         pin_memory: pin host memory when a GPU is present.
+
     """
 
     def __init__(self, inputs: Sequence[str], tokenizer: Callable[..., PreTrainedTokenizerFast],

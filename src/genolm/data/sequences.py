@@ -42,6 +42,7 @@ def check_dna(seq: str, path: str | Path, record: str, offset: int = 0) -> None:
         path: file the sequence came from, for the message.
         record: record name or row, for the message.
         offset: 0-based position of ``seq[0]`` within the record.
+
     """
     bad = _INVALID.search(seq)
     if bad is not None:
@@ -87,6 +88,7 @@ def iter_records(path: str | Path) -> Iterator[tuple[str, str]]:
 
     Raises:
         GenolmError: the file is missing, empty or lacks the ``text`` column.
+
     """
     path = Path(path)
     if not path.is_file():

@@ -38,7 +38,7 @@ def _encode_split(text: Path, tok: PreTrainedTokenizerFast, out: Path, dtype: np
     sep = tok.eos_token_id
     offsets, total, longest, unk = [0], 0, 0, 0
     with open(text) as src, open(out.with_suffix(".bin"), "wb") as dst, \
-            tqdm(desc=f"tokenizing {text.stem}", unit=" chunks") as bar:
+            tqdm(desc=f"tokenizing {text.stem}", unit=" chunks", disable=None) as bar:
         while lines := [line.rstrip("\n") for line in itertools.islice(src, batch)]:
             encoded = tok.backend_tokenizer.encode_batch(lines, add_special_tokens=False)
             for enc in encoded:
@@ -65,6 +65,7 @@ def build_token_cache(corpus_dir: str | Path, tok: PreTrainedTokenizerFast,
 
     Returns:
         The cache folder.
+
     """
     corpus_fp = load_corpus_meta(corpus_dir)["fingerprint"]
     tok_fp = tokenizer_fingerprint(tok)

@@ -62,6 +62,7 @@ def bpe(corpus_dir: str | Path | None, cache_dir: str | Path, vocab_size: int = 
         vocab_size: final vocabulary size including the 5 special tokens.
         min_frequency: minimum pair count for a merge.
         max_chunks: train on at most this many chunks (the first ones), ``None`` for all.
+
     """
     if corpus_dir is None:
         raise GenolmError("tokenizer=bpe needs a corpus to train on")
@@ -97,6 +98,7 @@ def pretrained(path: str | Path, corpus_dir: str | Path | None = None,
         path: ``tokenizer.json`` or a folder holding one (e.g. a Mistral-DNA checkpoint).
         corpus_dir: unused (the tokenizer is not retrained).
         cache_dir: unused.
+
     """
     path = Path(path)
     file = path / "tokenizer.json" if path.is_dir() else path

@@ -20,6 +20,7 @@ def mixtral_config(arch: dict[str, Any], vocab_size: int, pad_token_id: int, bos
         pad_token_id: padding id (``[PAD]``).
         bos_token_id: id that starts a sequence (``[CLS]``).
         eos_token_id: id that ends a sequence (``[SEP]``).
+
     """
     arch = dict(arch)
     heads = arch.get("num_attention_heads", 1)

@@ -37,7 +37,7 @@ class CausalLMModule(L.LightningModule):
     """Causal-LM pretraining of ``MixtralForCausalLM`` with exact token-weighted validation.
 
     Logs ``train/loss`` (cross-entropy + router aux loss), ``train/ce``, ``train/aux_loss``,
-    ``train/tokens_per_s``, ``train/bases_per_s``, ``val/loss``, ``val/ppl`` and
+    ``train/lr``, ``train/tokens_per_s``, ``train/bases_per_s``, ``val/loss``, ``val/ppl`` and
     ``val/bits_per_base`` (summed token NLL in bits over the bases the targets cover, which
     compares across tokenizers).
 
@@ -46,6 +46,7 @@ class CausalLMModule(L.LightningModule):
         vocab_size, pad_token_id, bos_token_id, eos_token_id: from the tokenizer.
         optimizer: keyword arguments of :func:`genolm.modules.optim.adamw`.
         scheduler: keyword arguments of :func:`genolm.modules.optim.warmup_decay`.
+
     """
 
     def __init__(self, arch: dict[str, Any], vocab_size: int, pad_token_id: int,
@@ -80,10 +81,18 @@ class CausalLMModule(L.LightningModule):
             self.log("train/aux_loss", aux.detach(), on_step=True)
         self.log("train/ce", ce.detach(), on_step=True)
         self.log("train/loss", loss.detach(), on_step=True, prog_bar=True)
+        self.log("train/lr", self.optimizers().param_groups[0]["lr"], on_step=True)
         return loss
 
     def on_train_batch_end(self, outputs: Any, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        """Log throughput (target tokens and bases per second, all devices) between batches."""
+        """Log throughput between batches; stop (and so validate) as soon as max_steps is hit.
+
+        Without the explicit stop, a run whose ``max_steps`` falls mid-epoch would end with no
+        validation, no ``val/loss`` and hence no best checkpoint.
+        """
+        max_steps = self.trainer.max_steps
+        if max_steps is not None and 0 < max_steps <= self.trainer.global_step:
+            self.trainer.should_stop = True
         now = time.perf_counter()
         if self._last_batch_end is not None:
             dt = (now - self._last_batch_end) / self.trainer.world_size

@@ -42,6 +42,7 @@ def warmup_decay(optimizer: torch.optim.Optimizer, total_steps: int, warmup_step
         warmup_ratio: warmup as a share of ``total_steps``.
         decay: ``cosine``, ``linear`` or ``constant``.
         min_lr_ratio: final learning rate as a share of the peak.
+
     """
     if decay not in {"cosine", "linear", "constant"}:
         raise ValueError(f"scheduler.decay must be cosine, linear or constant, got {decay!r}")
