@@ -124,3 +124,17 @@ def test_real_hg38_default_corpus_counts(cache_dir: Path) -> None:
     counts = load_corpus_meta(corpus)["counts"]
     assert counts["records"] == 2
     assert counts["train"] + counts["val"] + counts["dropped_n"] == 2_333_275 // 200 + 1_000_000 // 200
+
+
+def test_cli_ddp_cpu_two_processes(tmp_path: Path) -> None:
+    overrides = [o for o in tiny_overrides(tmp_path, tmp_path / "cache")
+                 if not o.startswith("paths.output_dir")]
+    res = run_cli("genolm-pretrain", *overrides, "trainer=ddp_cpu", "trainer.devices=2",
+                  "trainer.max_steps=4", "trainer.enable_progress_bar=false",
+                  f"paths.root_dir={tmp_path}")
+    assert res.returncode == 0, res.stderr[-3000:]
+    (run,) = (tmp_path / "logs" / "pretrain" / "runs").iterdir()
+    assert (run / "train_ddp_process_1.log").is_file()  # a second rank really ran
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["global_step"] == 4 and metrics["metrics"]["train/aux_loss"] > 0
+    assert (run / "hf" / "model.safetensors").is_file()

@@ -33,6 +33,18 @@ def tokenizer_from_state(state: dict[str, Any]) -> PreTrainedTokenizerFast:
                                    **state["special_tokens"])
 
 
+def register_output_recorders(net: torch.nn.Module) -> None:
+    """Make transformers' output capturing work for ``net`` in the current process."""
+    try:
+        from transformers.utils.output_capturing import _CAN_RECORD_REGISTRY
+    except ImportError:  # older transformers record outputs without a registry
+        return
+    for module in net.modules():
+        recorders = getattr(module, "_can_record_outputs", None)
+        if recorders and not _CAN_RECORD_REGISTRY.get(module):
+            _CAN_RECORD_REGISTRY[module] = recorders
+
+
 class CausalLMModule(L.LightningModule):
     """Causal-LM pretraining of ``MixtralForCausalLM`` with exact token-weighted validation.
 
@@ -60,9 +72,19 @@ class CausalLMModule(L.LightningModule):
         self.val_nll, self.val_tokens, self.val_bases = SumMetric(), SumMetric(), SumMetric()
         self._last_batch_end: float | None = None
 
+    def setup(self, stage: str) -> None:
+        """Re-register the network's output recorders in this process (spawned DDP workers).
+
+        transformers records router logits through a per-process registry filled in
+        ``__init__``; a model unpickled in a spawned worker skips ``__init__`` and would
+        silently return no router logits, dropping the aux loss.
+        """
+        register_output_recorders(self.net)
+
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None):
         """Run the network; returns the transformers output (``logits``, ``aux_loss``)."""
-        return self.net(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)
+        return self.net(input_ids=input_ids, attention_mask=attention_mask, use_cache=False,
+                        output_router_logits=self.config.output_router_logits)
 
     def _losses(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, Any]:
         out = self(batch["input_ids"], batch.get("attention_mask"))
@@ -76,7 +98,9 @@ class CausalLMModule(L.LightningModule):
         nll, n_tok, aux = self._losses(batch)
         ce = nll / n_tok.clamp(min=1)
         loss = ce
-        if aux is not None:
+        if self.config.output_router_logits:
+            if not torch.is_tensor(aux):
+                raise RuntimeError("router logits were not returned: the aux loss would be lost")
             loss = ce + self.config.router_aux_loss_coef * aux
             self.log("train/aux_loss", aux.detach(), on_step=True)
         self.log("train/ce", ce.detach(), on_step=True)
