@@ -35,6 +35,7 @@ data:
 
 demo: install data
 	$(BIN)/genolm-pretrain experiment=demo
+	$(BIN)/genolm-finetune experiment=demo_finetune model.init_from=$$(ls -td logs/demo/runs/*/hf | head -1)
 
 test: install data
 	$(BIN)/pytest

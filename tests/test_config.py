@@ -13,14 +13,19 @@ from genolm.models.mixtral import count_parameters
 
 BASE = ["paths.output_dir=/tmp/out", f"paths.data_dir={DATA}"]
 EXPERIMENTS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
+PRIMARY = {"demo_finetune": "finetune"}
 
 
 @pytest.mark.parametrize("name", EXPERIMENTS)
 def test_experiment_composes_and_resolves(name: str) -> None:
-    cfg = compose_cfg("pretrain", BASE + [f"experiment={name}"])
+    primary = PRIMARY.get(name, "pretrain")
+    extra = ["model.init_from=x"] if primary == "finetune" else []
+    cfg = compose_cfg(primary, BASE + [f"experiment={name}"] + extra)
     resolved = OmegaConf.to_container(cfg, resolve=True)
-    assert resolved["model"]["_target_"].endswith("CausalLMModule")
-    assert all(Path(p).is_file() for p in resolved["data"]["inputs"])
+    module = "CausalLMModule" if primary == "pretrain" else "SequenceClassifierModule"
+    assert resolved["model"]["_target_"].endswith(module)
+    files = resolved["data"].get("inputs") or [resolved["data"]["train"], resolved["data"]["test"]]
+    assert all(Path(p).is_file() for p in files)
     header = (CONF / "experiment" / f"{name}.yaml").read_text().splitlines()[:8]
     assert header[0] == "# @package _global_"
     assert any(f"experiment={name}" in line for line in header)  # run command documented
@@ -64,3 +69,26 @@ def test_unknown_preset_is_one_clear_error(tmp_path: Path) -> None:
     assert res.returncode != 0
     assert "model/nope" in res.stderr or "'nope'" in res.stderr
     assert "Traceback" not in res.stderr
+
+
+DATA_CONFIGS = sorted(p.stem for p in (CONF / "data").glob("[!_]*.yaml") if p.stem not in {"hg38", "gue"})
+
+
+@pytest.mark.parametrize("name", DATA_CONFIGS)
+def test_every_task_config_loads_real_data(name: str) -> None:
+    cfg = compose_cfg("finetune", BASE + [f"data={name}", "model.init_from=x"])
+    datamodule = instantiate(cfg.data)
+    frames = datamodule.load()
+    assert {"train", "val", "test"} <= set(frames)
+    assert all(frames[s]["label"].nunique() == datamodule.num_labels for s in ("train", "val", "test"))
+    train_ids, val_ids = set(frames["train"]["id"]), set(frames["val"]["id"])
+    assert not train_ids & val_ids
+
+
+def test_gue_data_root_override_makes_any_folder_a_task(tmp_path: Path) -> None:
+    for split in ("train", "dev", "test"):
+        (tmp_path / f"{split}.csv").write_text("sequence,label\n" + "ACGTAC,1\nTTGACA,0\n" * 5)
+    cfg = compose_cfg("finetune", BASE + ["data=gue", "data.name=mine", f"data.task_dir={tmp_path}",
+                                          "model.init_from=x"])
+    frames = instantiate(cfg.data).load()
+    assert [len(frames[s]) for s in ("train", "val", "test")] == [10, 10, 10]

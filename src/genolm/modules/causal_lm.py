@@ -156,7 +156,7 @@ class CausalLMModule(L.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Store the tokenizer and the HF config so the checkpoint rebuilds itself."""
-        checkpoint["genolm"] = {"hf_config": self.config.to_dict()}
+        checkpoint["genolm"] = {"kind": "causal_lm", "hf_config": self.config.to_dict()}
         if self.tokenizer is not None:
             checkpoint["genolm"]["tokenizer"] = tokenizer_state(self.tokenizer)
 

@@ -1,0 +1,180 @@
+"""``LabeledSequenceDataModule``: labelled DNA splits -> dynamically padded classifier batches."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import lightning as L
+import pandas as pd
+import torch
+from torch.utils.data import DataLoader, Dataset
+from transformers import PreTrainedTokenizerFast
+
+from genolm.data.labeled import SPLITS, check_classes, read_fasta_pair, read_labeled_csv, stratified_split
+from genolm.errors import GenolmError
+
+log = logging.getLogger(__name__)
+
+
+class EncodedSplit(Dataset):
+    """Token ids and labels of one split (tokenized once, up front)."""
+
+    def __init__(self, ids: list[list[int]], labels: list[int]) -> None:
+        self.ids, self.labels = ids, labels
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        return {"input_ids": self.ids[i], "label": self.labels[i], "index": i}
+
+
+class PadCollator:
+    """Pad to the longest sequence of the batch on the tokenizer's padding side."""
+
+    def __init__(self, pad_id: int, side: str) -> None:
+        self.pad_id, self.side = pad_id, side
+
+    def __call__(self, samples: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        """Collate samples into ``input_ids``, ``attention_mask``, ``labels``, ``index``."""
+        width = max(len(s["input_ids"]) for s in samples)
+        ids = torch.full((len(samples), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(samples), width), dtype=torch.long)
+        for row, s in enumerate(samples):
+            n = len(s["input_ids"])
+            cols = slice(width - n, width) if self.side == "left" else slice(0, n)
+            ids[row, cols] = torch.tensor(s["input_ids"])
+            mask[row, cols] = 1
+        return {"input_ids": ids, "attention_mask": mask,
+                "labels": torch.tensor([s["label"] for s in samples]),
+                "index": torch.tensor([s["index"] for s in samples])}
+
+
+class LabeledSequenceDataModule(L.LightningDataModule):
+    """Classification data from GUE-style CSV splits or a positive/negative FASTA pair.
+
+    Args:
+        name: task name (for reports).
+        num_labels: number of classes (labels are 0..num_labels-1).
+        task_dir: the task's folder (GUE layout); configs derive ``train``/``val``/``test`` from it.
+        train, val, test: CSV files with ``sequence,label``; ``val`` may be null, then
+            ``val_fraction`` of ``train`` (stratified) becomes validation (GUE EMP tasks).
+        positive, negative: FASTA files (labels 1/0) split by ``split_fractions`` instead.
+        split_fractions: train/val/test shares for FASTA pairs.
+        val_fraction: share of train carved out for validation when ``val`` is null.
+        seed: seed of every split and subsample.
+        limit_train: keep at most this many training records (stratified sample), for quick runs.
+        batch_size, eval_batch_size, num_workers: DataLoader settings.
+        on_too_long: ``error`` or ``truncate`` sequences longer than the model's positions.
+
+    """
+
+    def __init__(self, name: str, num_labels: int = 2, task_dir: str | None = None,
+                 train: str | None = None,
+                 val: str | None = None, test: str | None = None, positive: str | None = None,
+                 negative: str | None = None, split_fractions: dict[str, float] | None = None,
+                 val_fraction: float = 0.1, seed: int = 42, limit_train: int | None = None,
+                 batch_size: int = 128, eval_batch_size: int | None = None, num_workers: int = 0,
+                 on_too_long: str = "error") -> None:
+        super().__init__()
+        if on_too_long not in {"error", "truncate"}:
+            raise GenolmError(f"data.on_too_long must be 'error' or 'truncate', got {on_too_long!r}")
+        self.name, self.num_labels, self.seed, self.task_dir = name, num_labels, seed, task_dir
+        self.files = {"train": train, "val": val, "test": test}
+        self.pair = (positive, negative)
+        self.split_fractions = dict(split_fractions or {"train": 0.8, "val": 0.1, "test": 0.1})
+        self.val_fraction, self.limit_train = val_fraction, limit_train
+        self.batch_size, self.eval_batch_size = batch_size, eval_batch_size or batch_size
+        self.num_workers, self.on_too_long = num_workers, on_too_long
+        self.frames: dict[str, pd.DataFrame] = {}
+        self.datasets: dict[str, EncodedSplit] = {}
+        self.tokenizer: PreTrainedTokenizerFast | None = None
+        self.max_length: int | None = None
+
+    def load(self) -> dict[str, pd.DataFrame]:
+        """Read and validate every split (once)."""
+        if self.frames:
+            return self.frames
+        if any(self.pair):
+            if not all(self.pair):
+                raise GenolmError(f"data '{self.name}': give both positive and negative FASTA files")
+            frames = stratified_split(read_fasta_pair(*self.pair), self.split_fractions, self.seed)
+            source = f"{self.pair[0]} + {self.pair[1]}"
+        else:
+            frames, source = self._read_csv_splits(), str(self.files["train"] or self.files["test"])
+        if self.limit_train and len(frames["train"]) > self.limit_train:
+            share = self.limit_train / len(frames["train"])
+            frames["train"] = stratified_split(frames["train"], {"keep": share, "drop": 1 - share},
+                                               self.seed)["keep"]
+        check_classes(frames, self.num_labels, source)
+        self.frames = frames
+        return frames
+
+    def _read_csv_splits(self) -> dict[str, pd.DataFrame]:
+        if not self.files["train"] and not self.files["test"]:
+            raise GenolmError(f"data '{self.name}': no train/test files and no FASTA pair configured")
+        frames = {s: read_labeled_csv(p) for s, p in self.files.items() if p}
+        if "train" in frames and "val" not in frames:
+            parts = stratified_split(frames["train"], {"train": 1 - self.val_fraction,
+                                                       "val": self.val_fraction}, self.seed)
+            frames.update(parts)
+        return frames
+
+    def set_tokenizer(self, tokenizer: PreTrainedTokenizerFast, max_length: int) -> None:
+        """Use the checkpoint's tokenizer; sequences may hold at most ``max_length`` tokens."""
+        self.tokenizer, self.max_length = tokenizer, max_length
+
+    def _encode(self, split: str) -> EncodedSplit:
+        frame = self.load()[split]
+        ids = self.tokenizer(frame["sequence"].tolist(), add_special_tokens=True)["input_ids"]
+        too_long = [i for i, x in enumerate(ids) if len(x) > self.max_length]
+        if too_long and self.on_too_long == "error":
+            first = frame["id"].iloc[too_long[0]]
+            raise GenolmError(
+                f"data '{self.name}' ({split}): record '{first}' is {len(ids[too_long[0]])} tokens, more "
+                f"than the model's {self.max_length} positions ({len(too_long)} such records); "
+                "set data.on_too_long=truncate to cut them")
+        if too_long:
+            log.warning("%s (%s): truncated %d sequences to %d tokens", self.name, split,
+                        len(too_long), self.max_length)
+            ids = [x[: self.max_length - 1] + [x[-1]] if len(x) > self.max_length else x for x in ids]
+        return EncodedSplit(ids, frame["label"].tolist())
+
+    def setup(self, stage: str | None = None) -> None:
+        """Tokenize the splits that exist."""
+        if self.tokenizer is None:
+            raise GenolmError("LabeledSequenceDataModule.set_tokenizer() must be called before setup")
+        for split in SPLITS:
+            if split in self.load() and split not in self.datasets:
+                self.datasets[split] = self._encode(split)
+
+    def loader(self, split: str, shuffle: bool = False) -> DataLoader:
+        """Batches of ``split`` (shuffled training batches when ``shuffle``)."""
+        if split not in self.datasets:
+            raise GenolmError(f"data '{self.name}': no {split} split configured")
+        collate = PadCollator(self.tokenizer.pad_token_id, self.tokenizer.padding_side)
+        size = self.batch_size if shuffle else self.eval_batch_size
+        return DataLoader(self.datasets[split], batch_size=size, shuffle=shuffle, collate_fn=collate,
+                          num_workers=self.num_workers, persistent_workers=self.num_workers > 0)
+
+    def train_dataloader(self) -> DataLoader:
+        """Shuffled training batches."""
+        return self.loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        """Validation batches."""
+        return self.loader("val", shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        """Test batches."""
+        return self.loader("test", shuffle=False)
+
+    def records(self, split: str) -> pd.DataFrame:
+        """The validated records of ``split`` (for prediction tables)."""
+        return self.load()[split]
+
+    @property
+    def source(self) -> str:
+        """Where the data came from (for reports)."""
+        return str(self.pair if any(self.pair) else self.files)

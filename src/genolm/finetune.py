@@ -1,0 +1,132 @@
+"""Finetuning and evaluation of sequence classifiers: ``train(cfg)`` and ``evaluate(cfg)``."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import pandas as pd
+import torch
+from hydra.utils import instantiate
+from lightning.pytorch.callbacks import ModelCheckpoint
+from omegaconf import DictConfig
+from transformers import AutoConfig
+
+from genolm.data.classification import LabeledSequenceDataModule
+from genolm.errors import GenolmError
+from genolm.io import write_json_atomic
+from genolm.models.classifier import read_genolm_checkpoint, trainable_parameters
+from genolm.modules.classifier import SequenceClassifierModule
+from genolm.utils import instantiate_group, instantiate_loggers, to_floats
+
+log = logging.getLogger("genolm.finetune")
+
+
+def predictions_table(module: SequenceClassifierModule, records: pd.DataFrame) -> pd.DataFrame:
+    """Join the module's test predictions with record ids and labels."""
+    if not module.test_predictions:
+        raise GenolmError("no predictions were made (empty split?)")
+    index = torch.cat([i for i, _ in module.test_predictions]).numpy()
+    probs = torch.cat([p for _, p in module.test_predictions]).numpy()
+    order = index.argsort(kind="stable")
+    index, probs = index[order], probs[order]
+    table = pd.DataFrame({"id": records["id"].to_numpy()[index],
+                          "label": records["label"].to_numpy()[index], "pred": probs.argmax(1)})
+    for c in range(probs.shape[1]):
+        table[f"prob_{c}"] = probs[:, c]
+    return table
+
+
+def write_outputs(out_dir: Path, metrics: dict[str, float], table: pd.DataFrame, split: str,
+                  extra: dict[str, Any]) -> None:
+    """Write ``metrics.json`` and ``predictions_<split>.tsv`` atomically."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tmp = out_dir / f".predictions_{split}.tsv.tmp"
+    table.to_csv(tmp, sep="\t", index=False, float_format="%.6g")
+    tmp.replace(out_dir / f"predictions_{split}.tsv")
+    write_json_atomic(out_dir / "metrics.json", {"metrics": metrics, **extra})
+
+
+def _trainer(cfg: DictConfig, with_logging: bool) -> L.Trainer:
+    if not with_logging:
+        return instantiate(cfg.trainer, callbacks=[], logger=False)
+    return instantiate(cfg.trainer, callbacks=instantiate_group(cfg.get("callbacks")),
+                       logger=instantiate_loggers(cfg.get("logger"), cfg) or False)
+
+
+def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
+    """Finetune on ``cfg.data``: fit with early stopping, reload the best checkpoint, test.
+
+    Returns:
+        ``(metrics, objects)``: validation and test metrics; module, datamodule, trainer,
+        best checkpoint path and predictions table.
+
+    """
+    L.seed_everything(cfg.seed, workers=True)
+    datamodule: LabeledSequenceDataModule = instantiate(cfg.data)
+    datamodule.load()
+    model: SequenceClassifierModule = instantiate(cfg.model, num_labels=datamodule.num_labels)
+    datamodule.set_tokenizer(model.tokenizer, model.max_positions)
+    trainable, total = trainable_parameters(model.net)
+    log.info("finetune %s from %s: %s of %s parameters trainable (%s)", datamodule.name,
+             cfg.model.init_from, f"{trainable:,}", f"{total:,}", cfg.model.mode)
+    trainer = _trainer(cfg, with_logging=True)
+    trainer.fit(model, datamodule=datamodule)
+    ckpt = next((c for c in trainer.callbacks if isinstance(c, ModelCheckpoint)), None)
+    best = ckpt.best_model_path if ckpt is not None and ckpt.best_model_path else None
+    metrics = to_floats(trainer.callback_metrics)
+    metrics.update(to_floats(trainer.test(model, datamodule=datamodule, ckpt_path=best, verbose=False)[0]))
+    table = predictions_table(model, datamodule.records("test"))
+    if trainer.is_global_zero:
+        write_outputs(Path(cfg.paths.output_dir), metrics, table, "test", {
+            "task": datamodule.name, "init_from": str(cfg.model.init_from), "best_ckpt": best,
+            "mode": cfg.model.mode, "trainable_parameters": trainable, "epochs": trainer.current_epoch})
+    return metrics, {"model": model, "datamodule": datamodule, "trainer": trainer,
+                     "best_ckpt": best, "predictions": table}
+
+
+def load_classifier(path: str | Path, num_labels: int) -> SequenceClassifierModule:
+    """A trained classifier from a genolm finetuning ``.ckpt`` or an HF classification folder."""
+    path = Path(path)
+    if path.suffix == ".ckpt":
+        kind = read_genolm_checkpoint(path)["genolm"].get("kind")
+        if kind != "classifier":
+            raise GenolmError(f"{path}: a {kind} checkpoint, not a classifier; finetune it first")
+        module = SequenceClassifierModule.load_from_checkpoint(str(path), map_location="cpu")
+    elif (path / "config.json").is_file():
+        config = AutoConfig.from_pretrained(str(path), local_files_only=True)
+        if not any(a.endswith("ForSequenceClassification") for a in config.architectures or []):
+            raise GenolmError(f"{path}: not a sequence classifier (architectures: {config.architectures})")
+        module = SequenceClassifierModule(init_from=str(path), num_labels=config.num_labels)
+    else:
+        raise GenolmError(f"{path}: neither a genolm .ckpt nor a Hugging Face folder with config.json")
+    if module.hparams.num_labels != num_labels:
+        raise GenolmError(f"{path}: classifier has {module.hparams.num_labels} classes, "
+                          f"the task {num_labels}")
+    return module
+
+
+def evaluate(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
+    """Score a trained classifier on one split of ``cfg.data``; write the same files as finetuning."""
+    datamodule: LabeledSequenceDataModule = instantiate(cfg.data)
+    datamodule.load()
+    model = load_classifier(cfg.ckpt_path, datamodule.num_labels)
+    datamodule.set_tokenizer(model.tokenizer, model.max_positions)
+    datamodule.setup("test")
+    model.test_prefix = cfg.split
+    trainer = _trainer(cfg, with_logging=False)
+    metrics = to_floats(trainer.test(model, dataloaders=datamodule.loader(cfg.split), verbose=False)[0])
+    table = predictions_table(model, datamodule.records(cfg.split))
+    write_outputs(Path(cfg.paths.output_dir), metrics, table, cfg.split, {
+        "task": datamodule.name, "ckpt_path": str(cfg.ckpt_path), "split": cfg.split,
+        "records": len(table)})
+    return metrics, {"model": model, "datamodule": datamodule, "predictions": table}
+
+
+def format_metrics(metrics: dict[str, float], prefix: str) -> str:
+    """One line of ``prefix/*`` metrics."""
+    keys = ("loss", "acc", "f1", "mcc", "auroc", "auprc")
+    return "  ".join(f"{prefix}/{k} {metrics[f'{prefix}/{k}']:.4f}" for k in keys
+                     if f"{prefix}/{k}" in metrics)

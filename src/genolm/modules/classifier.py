@@ -1,0 +1,135 @@
+"""``SequenceClassifierModule``: finetune a DNA LM to classify sequences."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torchmetrics import MaxMetric, MeanMetric
+from transformers import AutoModelForSequenceClassification, PreTrainedTokenizerFast
+
+from genolm.models.classifier import apply_mode, classifier_from_pretrained, config_from_dict
+from genolm.modules.causal_lm import tokenizer_from_state, tokenizer_state
+from genolm.modules.metrics import ClassificationMetrics
+from genolm.modules.optim import adamw, warmup_decay
+
+
+class SequenceClassifierModule(L.LightningModule):
+    """Sequence classification with a transformers ``*ForSequenceClassification`` network.
+
+    Logs ``train/loss``, ``val/loss``, ``val/{acc,f1,mcc,auroc,auprc}``, ``val/mcc_best`` and the
+    same ``test/*`` metrics; test predictions are kept in :attr:`test_predictions`.
+
+    Args:
+        init_from: genolm ``.ckpt``, genolm ``hf/`` export or Hugging Face folder.
+        num_labels: number of classes.
+        mode: ``full``, ``lora`` or ``probe``.
+        new_head: start from a fresh head even if ``init_from`` holds a fitting one.
+        lora: LoRA settings (``r``, ``alpha``, ``dropout``, ``target_modules``).
+        optimizer, scheduler: see :mod:`genolm.modules.optim`.
+        hf_config: set automatically; when given (reloading a checkpoint) the network is rebuilt
+            from it instead of reading ``init_from``.
+
+    """
+
+    def __init__(self, init_from: str, num_labels: int = 2, mode: str = "full", new_head: bool = False,
+                 lora: dict[str, Any] | None = None, optimizer: dict[str, Any] | None = None,
+                 scheduler: dict[str, Any] | None = None, hf_config: dict[str, Any] | None = None
+                 ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.tokenizer: PreTrainedTokenizerFast | None = None
+        if hf_config is None:
+            net, self.tokenizer = classifier_from_pretrained(init_from, num_labels, new_head)
+            self.hparams.hf_config = net.config.to_dict()
+        else:
+            net = AutoModelForSequenceClassification.from_config(config_from_dict(hf_config))
+        self.net = apply_mode(net, mode, lora)
+        self.metrics = torch.nn.ModuleDict({s: ClassificationMetrics(num_labels) for s in ("val", "test")})
+        self.val_loss, self.test_loss = MeanMetric(), MeanMetric()
+        self.val_mcc_best = MaxMetric()
+        self.test_predictions: list[tuple[torch.Tensor, torch.Tensor]] = []
+        # prefix of test-stage metrics; genolm-eval sets it to the evaluated split's name
+        self.test_prefix = "test"
+
+    @property
+    def max_positions(self) -> int:
+        """Longest input (in tokens) the network accepts."""
+        return int(self.hparams.hf_config.get("max_position_embeddings", 512))
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Class logits ``(N, C)``."""
+        return self.net(input_ids=input_ids, attention_mask=attention_mask).logits
+
+    def _step(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        logits = self(batch["input_ids"], batch["attention_mask"]).float()
+        return F.cross_entropy(logits, batch["labels"]), logits.softmax(-1)
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        """Cross-entropy of the batch."""
+        loss, _ = self._step(batch)
+        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True)
+        self.log("train/lr", self.optimizers().param_groups[0]["lr"], on_step=True)
+        return loss
+
+    def _eval_step(self, stage: str, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        loss, probs = self._step(batch)
+        getattr(self, f"{stage}_loss").update(loss, weight=len(batch["labels"]))
+        self.metrics[stage].update(probs, batch["labels"])
+        return probs
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        """Accumulate validation loss and metrics."""
+        self._eval_step("val", batch)
+
+    def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        """Accumulate test metrics and keep ``(index, probabilities)`` for the predictions table."""
+        probs = self._eval_step("test", batch)
+        self.test_predictions.append((batch["index"].cpu(), probs.detach().cpu()))
+
+    def _log_stage(self, stage: str) -> dict[str, torch.Tensor]:
+        values = self.metrics[stage].compute()
+        loss = getattr(self, f"{stage}_loss")
+        prefix = self.test_prefix if stage == "test" else stage
+        self.log(f"{prefix}/loss", loss.compute(), prog_bar=stage == "val")
+        for name, value in values.items():
+            self.log(f"{prefix}/{name}", value, prog_bar=name == "mcc")
+        self.metrics[stage].reset()
+        loss.reset()
+        return values
+
+    def on_validation_epoch_end(self) -> None:
+        """Log validation metrics and the best MCC so far (``val/mcc_best``)."""
+        values = self._log_stage("val")
+        if not self.trainer.sanity_checking:
+            self.val_mcc_best.update(values["mcc"])
+            self.log("val/mcc_best", self.val_mcc_best.compute())
+
+    def on_test_epoch_start(self) -> None:
+        """Start a fresh predictions list."""
+        self.test_predictions = []
+
+    def on_test_epoch_end(self) -> None:
+        """Log test metrics."""
+        self._log_stage("test")
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        """AdamW on the trainable parameters + warmup/decay schedule."""
+        opt = adamw(self.net, **(self.hparams.optimizer or {}))
+        sched = warmup_decay(opt, int(self.trainer.estimated_stepping_batches),
+                             **(self.hparams.scheduler or {}))
+        return {"optimizer": opt, "lr_scheduler": sched}
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Store the tokenizer so the checkpoint rebuilds itself."""
+        checkpoint["genolm"] = {"kind": "classifier", "hf_config": self.hparams.hf_config}
+        if self.tokenizer is not None:
+            checkpoint["genolm"]["tokenizer"] = tokenizer_state(self.tokenizer)
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Restore the tokenizer."""
+        state = checkpoint.get("genolm", {}).get("tokenizer")
+        if state is not None:
+            self.tokenizer = tokenizer_from_state(state)
