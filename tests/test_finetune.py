@@ -118,3 +118,15 @@ def test_eval_bad_checkpoint(tmp_path: Path, ckpt: str, match: str) -> None:
                   f"paths.data_dir={DATA}")
     assert res.returncode == 1
     assert match in res.stderr.strip().splitlines()[-1] and "Traceback" not in res.stderr
+
+
+def test_optuna_sweep_runs_trials(tmp_path: Path) -> None:
+    res = run_cli("genolm-finetune", "hparams_search=finetune_optuna", "hydra.sweeper.n_trials=2",
+                  f"model.init_from={TF1_MODEL}", "data.limit_train=200", "trainer.max_epochs=1",
+                  "trainer.enable_progress_bar=false", f"paths.root_dir={tmp_path}",
+                  f"paths.data_dir={DATA}")
+    assert res.returncode == 0, res.stderr[-3000:]
+    (sweep,) = (tmp_path / "logs" / "finetune" / "multiruns").iterdir()
+    results = (sweep / "optimization_results.yaml").read_text()
+    assert "best_value" in results and "model.optimizer.lr" in results
+    assert len(pd.read_csv(sweep / "summary.csv")) == 2

@@ -46,7 +46,8 @@ class SequenceClassifierModule(L.LightningModule):
             self.hparams.hf_config = net.config.to_dict()
         else:
             net = AutoModelForSequenceClassification.from_config(config_from_dict(hf_config))
-        self.net = apply_mode(net, mode, lora)
+        # from_pretrained returns eval mode and Lightning keeps sub-module modes: train explicitly
+        self.net = apply_mode(net, mode, lora).train()
         self.metrics = torch.nn.ModuleDict({s: ClassificationMetrics(num_labels) for s in ("val", "test")})
         self.val_loss, self.test_loss = MeanMetric(), MeanMetric()
         self.val_mcc_best = MaxMetric()
