@@ -12,7 +12,7 @@ DATA_MODE ?= link
 export HF_HUB_OFFLINE ?= 1
 export WANDB_MODE ?= offline
 
-.PHONY: install data demo test test-slow lint clean
+.PHONY: install data demo test test-slow lint clean gue
 
 $(BIN)/.installed: pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -48,3 +48,22 @@ lint: install
 
 clean:
 	rm -rf .cache logs .pytest_cache
+
+# GUE benchmark: (a) genolm's own pretrained mistral_dna_1m (latest demo run) and (b) the same
+# architecture initialised from Mistral-DNA-1M weights (backbone of a checkpoint finetuned on a
+# different task, new head). Results: experiments/gue/RESULTS.md.
+GUE_TF ?= tf0,tf1,tf2,tf3
+GUE_EPOCHS ?= 5
+GUE_EXTRA ?=
+GUE_ARGS = data.eval_batch_size=512 trainer.max_epochs=$(GUE_EPOCHS) trainer.enable_progress_bar=false model.new_head=true $(GUE_EXTRA)
+gue: install data
+	@test -n "$$(ls -d logs/demo/runs/*/hf 2>/dev/null)" || $(BIN)/genolm-pretrain experiment=demo
+	@set -e; out=logs/gue/$$(date +%Y%m%d_%H%M%S); t0=$$(date +%s); \
+	$(BIN)/genolm-finetune -m data=$(GUE_TF),prom_core_all $(GUE_ARGS) hydra.sweep.dir=$$out/genolm_1m \
+	  model.init_from=$$(ls -td logs/demo/runs/*/hf | head -1); t1=$$(date +%s); \
+	$(BIN)/genolm-finetune -m data=$(GUE_TF) $(GUE_ARGS) hydra.sweep.dir=$$out/mistral_tf \
+	  model.init_from=data/models/Mistral-DNA-v1-1M-hg38-finetuned-prom; t2=$$(date +%s); \
+	$(BIN)/genolm-finetune -m data=prom_core_all $(GUE_ARGS) hydra.sweep.dir=$$out/mistral_prom \
+	  model.init_from=data/models/Mistral-DNA-v1-1M-hg38-finetuned-tf0; t3=$$(date +%s); \
+	$(BIN)/python experiments/gue/report.py experiments/gue/RESULTS.md \
+	  "genolm 1M (a)=$$out/genolm_1m:$$((t1-t0))" "Mistral-DNA-1M backbone (b)=$$out/mistral_tf,$$out/mistral_prom:$$((t3-t1))"

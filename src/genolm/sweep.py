@@ -27,6 +27,15 @@ def collect(sweep_dir: str | Path) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def markdown_table(table: pd.DataFrame) -> str:
+    """Render a DataFrame as a GitHub markdown table (floats with 4 decimals)."""
+    cols = list(table.columns)
+    lines = ["| " + " | ".join(map(str, cols)) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(f"{v:.4f}" if isinstance(v, float) else str(v) for v in row) + " |"
+              for row in table.itertuples(index=False)]
+    return "\n".join(lines) + "\n"
+
+
 def write_summary(sweep_dir: str | Path) -> pd.DataFrame:
     """Write ``summary.csv`` and ``summary.md`` in ``sweep_dir``; return the table."""
     table = collect(sweep_dir)
@@ -38,10 +47,7 @@ def write_summary(sweep_dir: str | Path) -> pd.DataFrame:
                                    if test_cols else [c for c in table.columns if c.startswith("val/")])
     table = table[keep]
     table.to_csv(Path(sweep_dir) / "summary.csv", index=False)
-    lines = ["| " + " | ".join(keep) + " |", "|" + "---|" * len(keep)]
-    lines += ["| " + " | ".join(f"{v:.4f}" if isinstance(v, float) else str(v) for v in row) + " |"
-              for row in table.itertuples(index=False)]
-    (Path(sweep_dir) / "summary.md").write_text("\n".join(lines) + "\n")
+    (Path(sweep_dir) / "summary.md").write_text(markdown_table(table))
     return table
 
 

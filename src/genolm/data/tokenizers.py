@@ -12,6 +12,7 @@ import itertools
 import json
 import logging
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
@@ -131,3 +132,16 @@ def bases_per_token(tok: PreTrainedTokenizerFast) -> np.ndarray:
         else:
             lengths[idx] = len(token)
     return lengths
+
+
+def tokenizer_state(tok: PreTrainedTokenizerFast) -> dict[str, Any]:
+    """Serialise a fast tokenizer (vocab, merges, template, special tokens) to plain data."""
+    return {"tokenizer_json": tok.backend_tokenizer.to_str(),
+            "special_tokens": {k: str(v) for k, v in tok.special_tokens_map.items()
+                               if isinstance(v, str)}}
+
+
+def tokenizer_from_state(state: dict[str, Any]) -> PreTrainedTokenizerFast:
+    """Inverse of :func:`tokenizer_state`."""
+    return PreTrainedTokenizerFast(tokenizer_object=Tokenizer.from_str(state["tokenizer_json"]),
+                                   **state["special_tokens"])

@@ -17,6 +17,7 @@ from transformers import (
     PreTrainedTokenizerFast,
 )
 
+from genolm.data.tokenizers import tokenizer_from_state
 from genolm.errors import GenolmError
 
 log = logging.getLogger(__name__)
@@ -70,8 +71,6 @@ def classifier_from_pretrained(path: str | Path, num_labels: int, new_head: bool
         new_head: re-initialise the classification head even when the folder's head fits.
 
     """
-    from genolm.modules.causal_lm import tokenizer_from_state
-
     path = Path(path)
     if path.suffix == ".ckpt":
         model, tok_state = _from_causal_ckpt(path, num_labels)

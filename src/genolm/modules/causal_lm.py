@@ -6,31 +6,16 @@ import math
 import time
 from typing import Any
 
-import lightning as L
 import torch
 import torch.nn.functional as F
-from tokenizers import Tokenizer
 from torchmetrics import SumMetric
 from transformers import PreTrainedTokenizerFast
 
 from genolm.models.mixtral import build_causal_lm, mixtral_config
-from genolm.modules.optim import adamw, warmup_decay
+from genolm.modules.base import GenolmModule
 
 IGNORE = -100
 LN2 = math.log(2.0)
-
-
-def tokenizer_state(tok: PreTrainedTokenizerFast) -> dict[str, Any]:
-    """Serialise a fast tokenizer (vocab, merges, template, special tokens) to plain data."""
-    return {"tokenizer_json": tok.backend_tokenizer.to_str(),
-            "special_tokens": {k: str(v) for k, v in tok.special_tokens_map.items()
-                               if isinstance(v, str)}}
-
-
-def tokenizer_from_state(state: dict[str, Any]) -> PreTrainedTokenizerFast:
-    """Inverse of :func:`tokenizer_state`."""
-    return PreTrainedTokenizerFast(tokenizer_object=Tokenizer.from_str(state["tokenizer_json"]),
-                                   **state["special_tokens"])
 
 
 def register_output_recorders(net: torch.nn.Module) -> None:
@@ -45,7 +30,7 @@ def register_output_recorders(net: torch.nn.Module) -> None:
             _CAN_RECORD_REGISTRY[module] = recorders
 
 
-class CausalLMModule(L.LightningModule):
+class CausalLMModule(GenolmModule):
     """Causal-LM pretraining of ``MixtralForCausalLM`` with exact token-weighted validation.
 
     Logs ``train/loss`` (cross-entropy + router aux loss), ``train/ce``, ``train/aux_loss``,
@@ -71,6 +56,12 @@ class CausalLMModule(L.LightningModule):
         self.tokenizer: PreTrainedTokenizerFast | None = None
         self.val_nll, self.val_tokens, self.val_bases = SumMetric(), SumMetric(), SumMetric()
         self._last_batch_end: float | None = None
+
+    kind = "causal_lm"
+
+    def hf_config(self) -> dict[str, Any]:
+        """The ``MixtralConfig`` as a dict."""
+        return self.config.to_dict()
 
     def setup(self, stage: str) -> None:
         """Re-register the network's output recorders in this process (spawned DDP workers).
@@ -146,22 +137,3 @@ class CausalLMModule(L.LightningModule):
         for metric in (self.val_nll, self.val_tokens, self.val_bases):
             metric.reset()
         self._last_batch_end = None
-
-    def configure_optimizers(self) -> dict[str, Any]:
-        """AdamW + warmup/decay schedule over ``trainer.estimated_stepping_batches``."""
-        opt = adamw(self.net, **(self.hparams.optimizer or {}))
-        sched = warmup_decay(opt, int(self.trainer.estimated_stepping_batches),
-                             **(self.hparams.scheduler or {}))
-        return {"optimizer": opt, "lr_scheduler": sched}
-
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Store the tokenizer and the HF config so the checkpoint rebuilds itself."""
-        checkpoint["genolm"] = {"kind": "causal_lm", "hf_config": self.config.to_dict()}
-        if self.tokenizer is not None:
-            checkpoint["genolm"]["tokenizer"] = tokenizer_state(self.tokenizer)
-
-    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Restore the tokenizer saved by :meth:`on_save_checkpoint`."""
-        state = checkpoint.get("genolm", {}).get("tokenizer")
-        if state is not None:
-            self.tokenizer = tokenizer_from_state(state)

@@ -4,19 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-import lightning as L
 import torch
 import torch.nn.functional as F
 from torchmetrics import MaxMetric, MeanMetric
 from transformers import AutoModelForSequenceClassification, PreTrainedTokenizerFast
 
 from genolm.models.classifier import apply_mode, classifier_from_pretrained, config_from_dict
-from genolm.modules.causal_lm import tokenizer_from_state, tokenizer_state
+from genolm.modules.base import GenolmModule
 from genolm.modules.metrics import ClassificationMetrics
-from genolm.modules.optim import adamw, warmup_decay
 
 
-class SequenceClassifierModule(L.LightningModule):
+class SequenceClassifierModule(GenolmModule):
     """Sequence classification with a transformers ``*ForSequenceClassification`` network.
 
     Logs ``train/loss``, ``val/loss``, ``val/{acc,f1,mcc,auroc,auprc}``, ``val/mcc_best`` and the
@@ -54,6 +52,12 @@ class SequenceClassifierModule(L.LightningModule):
         self.test_predictions: list[tuple[torch.Tensor, torch.Tensor]] = []
         # prefix of test-stage metrics; genolm-eval sets it to the evaluated split's name
         self.test_prefix = "test"
+
+    kind = "classifier"
+
+    def hf_config(self) -> dict[str, Any]:
+        """The network's transformers config as a dict (stored in ``hparams`` too)."""
+        return self.hparams.hf_config
 
     @property
     def max_positions(self) -> int:
@@ -115,22 +119,3 @@ class SequenceClassifierModule(L.LightningModule):
     def on_test_epoch_end(self) -> None:
         """Log test metrics."""
         self._log_stage("test")
-
-    def configure_optimizers(self) -> dict[str, Any]:
-        """AdamW on the trainable parameters + warmup/decay schedule."""
-        opt = adamw(self.net, **(self.hparams.optimizer or {}))
-        sched = warmup_decay(opt, int(self.trainer.estimated_stepping_batches),
-                             **(self.hparams.scheduler or {}))
-        return {"optimizer": opt, "lr_scheduler": sched}
-
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Store the tokenizer so the checkpoint rebuilds itself."""
-        checkpoint["genolm"] = {"kind": "classifier", "hf_config": self.hparams.hf_config}
-        if self.tokenizer is not None:
-            checkpoint["genolm"]["tokenizer"] = tokenizer_state(self.tokenizer)
-
-    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Restore the tokenizer."""
-        state = checkpoint.get("genolm", {}).get("tokenizer")
-        if state is not None:
-            self.tokenizer = tokenizer_from_state(state)

@@ -1,0 +1,53 @@
+"""Assemble experiments/gue/RESULTS.md from the sweeps run by `make gue`.
+
+Usage: python experiments/gue/report.py OUT.md LABEL=SWEEP_DIR[,SWEEP_DIR...]:SECONDS [...]
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import platform
+import re
+import sys
+from pathlib import Path
+
+import pandas as pd
+import torch
+import transformers
+
+from genolm.sweep import markdown_table
+
+ANCHORS = {  # test MCC; Mistral-DNA-1M checkpoints measured here, DNABERT-2 from its paper
+    "tf0": (0.507, 0.720), "tf1": (0.588, 0.761), "prom_core_all": (0.541, 0.694),
+}
+
+
+def load(label: str, sweeps: list[Path]) -> pd.DataFrame:
+    table = pd.concat([pd.read_csv(sweep / "summary.csv") for sweep in sweeps])
+    table["task"] = table["overrides"].map(lambda s: re.search(r"data=(\S+)", s).group(1))
+    return table.set_index("task")[["test/mcc", "test/auroc"]].add_prefix(f"{label} ")
+
+
+def main(out: str, specs: list[str]) -> None:
+    frames, timing = [], []
+    for spec in specs:
+        label, rest = spec.split("=", 1)
+        sweep, seconds = rest.rsplit(":", 1)
+        frames.append(load(label, [Path(s) for s in sweep.split(",")]))
+        timing.append(f"- {label}: {int(seconds) / 60:.1f} min wall time ({sweep})")
+    table = pd.concat(frames, axis=1)
+    table["Mistral-DNA-1M ckpt MCC"] = [ANCHORS.get(t, (None, None))[0] for t in table.index]
+    table["DNABERT-2 MCC"] = [ANCHORS.get(t, (None, None))[1] for t in table.index]
+    cpu = platform.processor() or platform.machine()
+    lines = [
+        "# GUE finetuning benchmark (test split)", "",
+        f"Generated {dt.date.today()} by `make gue` on {cpu}, {os.cpu_count()} CPU cores, "
+        f"torch {torch.__version__}, transformers {transformers.__version__}.", "",
+        markdown_table(table.reset_index()), "", "Wall time:", *timing, ""]
+    Path(out).write_text("\n".join(lines))
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2:])

@@ -1,0 +1,46 @@
+"""``GenolmModule``: what every genolm LightningModule shares.
+
+Subclasses set ``self.net`` (a transformers model), ``self.tokenizer`` and the class attribute
+``kind``, and implement :meth:`hf_config`. Checkpoints then carry a ``genolm`` section (kind,
+transformers config, tokenizer) so they rebuild themselves without Hydra.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning as L
+from transformers import PreTrainedTokenizerFast
+
+from genolm.data.tokenizers import tokenizer_from_state, tokenizer_state
+from genolm.modules.optim import adamw, warmup_decay
+
+
+class GenolmModule(L.LightningModule):
+    """Shared optimizer set-up and self-describing checkpoints."""
+
+    kind = "module"
+    tokenizer: PreTrainedTokenizerFast | None = None
+
+    def hf_config(self) -> dict[str, Any]:
+        """The network's transformers config as a plain dict."""
+        raise NotImplementedError
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        """AdamW on trainable parameters + warmup/decay over ``trainer.estimated_stepping_batches``."""
+        opt = adamw(self.net, **(self.hparams.optimizer or {}))
+        sched = warmup_decay(opt, int(self.trainer.estimated_stepping_batches),
+                             **(self.hparams.scheduler or {}))
+        return {"optimizer": opt, "lr_scheduler": sched}
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Store kind, transformers config and tokenizer so the checkpoint rebuilds itself."""
+        checkpoint["genolm"] = {"kind": self.kind, "hf_config": self.hf_config()}
+        if self.tokenizer is not None:
+            checkpoint["genolm"]["tokenizer"] = tokenizer_state(self.tokenizer)
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Restore the tokenizer saved by :meth:`on_save_checkpoint`."""
+        state = checkpoint.get("genolm", {}).get("tokenizer")
+        if state is not None:
+            self.tokenizer = tokenizer_from_state(state)
