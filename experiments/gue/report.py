@@ -24,12 +24,14 @@ ANCHORS = {  # test MCC; Mistral-DNA-1M checkpoints measured here, DNABERT-2 fro
 
 
 def load(label: str, sweeps: list[Path]) -> pd.DataFrame:
+    """Test MCC and AUROC per task from the sweeps' summary tables, columns prefixed by ``label``."""
     table = pd.concat([pd.read_csv(sweep / "summary.csv") for sweep in sweeps])
     table["task"] = table["overrides"].map(lambda s: re.search(r"data=(\S+)", s).group(1))
     return table.set_index("task")[["test/mcc", "test/auroc"]].add_prefix(f"{label} ")
 
 
 def main(out: str, specs: list[str]) -> None:
+    """Write the results table with anchors, machine and wall times to ``out``."""
     frames, timing = [], []
     for spec in specs:
         label, rest = spec.split("=", 1)

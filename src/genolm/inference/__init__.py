@@ -1,0 +1,1 @@
+"""Inference as plain functions over an ``nn.Module`` and tensors, returning DataFrames."""

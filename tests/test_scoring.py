@@ -1,0 +1,151 @@
+"""Zero-shot scoring: invariances, hand-computed LLR, reports, VCF windows, bad input, CLI."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyfaidx
+import pytest
+import torch
+from conftest import CHR2, DATA, run_cli, write_fasta
+from sklearn.metrics import roc_auc_score
+
+from genolm.checkpoints import export_hf
+from genolm.data.tokenizers import pretrained
+from genolm.errors import GenolmError
+from genolm.inference.report import auroc, group_report
+from genolm.inference.scoring import score_pairs_one_by_one, score_variants
+from genolm.inference.variants import read_fasta_pairs, read_table_pairs, read_vcf_windows
+from genolm.modules.causal_lm import CausalLMModule
+
+SNP = DATA / "SNP"
+ARCH = dict(hidden_size=32, intermediate_size=32, num_hidden_layers=2, num_attention_heads=4,
+            num_key_value_heads=4, num_local_experts=4, num_experts_per_tok=1,
+            max_position_embeddings=256, output_router_logits=False)
+
+
+@pytest.fixture(scope="module")
+def lm():
+    tok = pretrained(DATA / "models" / "Mistral-DNA-v1-1M-hg38-finetuned-tf0")
+    torch.manual_seed(0)
+    module = CausalLMModule(ARCH, len(tok), tok.pad_token_id, tok.bos_token_id, tok.eos_token_id)
+    return module.net.eval(), tok
+
+
+@pytest.fixture(scope="module")
+def pairs() -> pd.DataFrame:
+    return read_fasta_pairs(SNP / "SNPexon_ref_201b.fasta.gz", SNP / "SNPexon_alt_201b.fasta.gz",
+                            "exon", limit=24)
+
+
+def test_identical_pairs_score_zero(lm, pairs) -> None:
+    out = score_variants(*lm, pairs["ref"], pairs["ref"], progress=False)
+    assert np.allclose(out[["l2", "cosine", "llr"]].to_numpy(), 0, atol=1e-5)
+    assert (out["ref_ll"] < 0).all()
+
+
+@pytest.mark.parametrize("pooling", ["mean", "max", "last", "logits_max"])
+def test_batch_size_and_padding_side_do_not_matter(lm, pairs, pooling: str) -> None:
+    model, tok = lm
+    ref, alt = pairs["ref"].tolist(), pairs["alt"].tolist()
+    alt[3] = alt[3][:150]  # a shorter window forces padding inside the batch
+    ref[3] = ref[3][:150]
+    one = score_variants(model, tok, ref, alt, batch_size=1, pooling=pooling, progress=False)
+    tok.padding_side = "left"
+    try:
+        many = score_variants(model, tok, ref, alt, batch_size=7, pooling=pooling, progress=False)
+    finally:
+        tok.padding_side = "right"
+    # float32 kernels differ by ~1e-6 per token between batch shapes; sums of ~40 tokens
+    # (|ref_ll| ~ 350) therefore agree to ~1e-4, distances to ~1e-5
+    assert np.allclose(one[["l2", "cosine"]], many[["l2", "cosine"]], rtol=1e-4, atol=1e-5)
+    assert np.allclose(one[["llr", "ref_ll"]], many[["llr", "ref_ll"]], rtol=0, atol=2e-4)
+    assert (one["l2"] > 0).all()
+
+
+def test_llr_matches_hand_computation(lm, pairs) -> None:
+    model, tok = lm
+    out = score_variants(model, tok, pairs["ref"][:3], pairs["alt"][:3], progress=False)
+    for i in range(3):
+        lls = []
+        for seq in (pairs["ref"][i], pairs["alt"][i]):
+            ids = tok(seq)["input_ids"]
+            with torch.no_grad():
+                logits = model(torch.tensor([ids])).logits[0]
+            lls.append(sum(float(torch.log_softmax(logits[t - 1], -1)[ids[t]]) for t in range(1, len(ids))))
+        assert out["ref_ll"][i] == pytest.approx(lls[0], abs=1e-3)
+        assert out["llr"][i] == pytest.approx(lls[1] - lls[0], abs=1e-3)
+    loop = score_pairs_one_by_one(model, tok, pairs["ref"][:3], pairs["alt"][:3])
+    assert np.allclose(loop["llr"], out["llr"], atol=1e-4) and np.allclose(loop["l2"], out["l2"], atol=1e-5)
+
+
+def test_group_auroc_matches_sklearn() -> None:
+    rng = np.random.default_rng(1)
+    scores = pd.DataFrame({"group": ["exon"] * 300 + ["intron"] * 200,
+                           "llr": np.r_[rng.normal(0.3, 1, 300), rng.normal(0, 1, 200)].round(1)})
+    table = group_report(scores, ["llr"], "exon", "intron", n_boot=200)
+    expected = roc_auc_score(scores["group"] == "exon", scores["llr"])
+    assert table["auroc"][0] == pytest.approx(expected, abs=1e-12)
+    assert table["ci_low"][0] < expected < table["ci_high"][0]
+    assert auroc(np.array([2.0, 3.0]), np.array([1.0])) == 1.0
+
+
+def test_vcf_windows_centred_and_checked(tmp_path: Path) -> None:
+    genome = pyfaidx.Fasta(str(CHR2), indexname=str(tmp_path / "g.fai"),
+                           gzi_indexname=str(tmp_path / "g.gzi"), sequence_always_upper=True)
+    seq = genome["chr2"]
+    lines = ["##fileformat=VCFv4.2", "#CHROM\tPOS\tID\tREF\tALT"]
+    for pos in (200_000, 500_001, 1_000_123):
+        ref = str(seq[pos - 1 : pos])
+        alt = "A" if ref != "A" else "C"
+        lines.append(f"chr2\t{pos}\tv{pos}\t{ref}\t{alt}")
+    lines += ["chr2\t300000\tdel\tAC\tA", "chr2\t300000\tbadref\tN\tA", "chr2\t50\tedge\tN\tA",
+              "chr9\t100\tother\tA\tC"]
+    (tmp_path / "v.vcf").write_text("\n".join(lines) + "\n")
+    pairs, skipped = read_vcf_windows(tmp_path / "v.vcf", CHR2, 201, tmp_path / "idx")
+    assert skipped == {"indel": 1, "ref_mismatch": 1, "off_chromosome": 1, "unknown_chromosome": 1}
+    assert pairs["id"].tolist() == ["v200000", "v500001", "v1000123"]
+    for (_, row), pos in zip(pairs.iterrows(), (200_000, 500_001, 1_000_123), strict=True):
+        assert row["ref"] == str(seq[pos - 101 : pos + 100])
+        assert row["ref"][100] == str(seq[pos - 1 : pos]) != row["alt"][100]
+        assert row["ref"][:100] == row["alt"][:100] and row["ref"][101:] == row["alt"][101:]
+
+
+def test_bad_inputs(tmp_path: Path) -> None:
+    a = write_fasta(tmp_path / "a.fa", {"s1": "ACGT" * 10, "s2": "ACGT" * 10})
+    b = write_fasta(tmp_path / "b.fa", {"s1": "ACGA" * 10})
+    with pytest.raises(GenolmError, match="has 2 records but .* has 1"):
+        read_fasta_pairs(a, b)
+    c = write_fasta(tmp_path / "c.fa", {"s1": "ACGT" * 10, "s2": "ACGT" * 9})
+    with pytest.raises(GenolmError, match="pair 's2': ref has 40 bases, alt 36"):
+        read_fasta_pairs(a, c)
+    (tmp_path / "t.tsv").write_text("id\tref\talt\nx\tACGT\tACZT\n")
+    with pytest.raises(GenolmError, match=r"record 'x': invalid letter 'Z' at position 3"):
+        read_table_pairs(tmp_path / "t.tsv")
+    (tmp_path / "e.tsv").write_text("id\tref\talt\n")
+    with pytest.raises(GenolmError, match="no rows"):
+        read_table_pairs(tmp_path / "e.tsv")
+    (tmp_path / "only_bad.vcf").write_text("chr2\t300000\tx\tAC\tA\n")
+    with pytest.raises(GenolmError, match="no scorable SNV left"):
+        read_vcf_windows(tmp_path / "only_bad.vcf", CHR2, 201, tmp_path / "idx")
+    gz = write_fasta(tmp_path / "g.fa.gz", {"chr1": "ACGT" * 100}, compress="gzip")
+    with pytest.raises(GenolmError, match="must be BGZF"):
+        read_vcf_windows(tmp_path / "only_bad.vcf", gz, 201, tmp_path / "idx")
+
+
+def test_cli_scores_and_reports(lm, tmp_path: Path) -> None:
+    hf = export_hf(*lm, tmp_path / "hf")
+    res = run_cli("genolm-score", f"ckpt_path={hf}", "limit=40", "report.n_boot=50",
+                  f"paths.root_dir={tmp_path}", f"paths.data_dir={DATA}")
+    assert res.returncode == 0, res.stderr[-3000:]
+    (run,) = (tmp_path / "logs" / "score" / "runs").iterdir()
+    scores = pd.read_csv(run / "scores.tsv", sep="\t")
+    assert len(scores) == 80 and scores["group"].value_counts().to_dict() == {"exon": 40, "intron": 40}
+    assert {"l2", "cosine", "llr", "ref_ll"} <= set(scores.columns)
+    assert "AUROC" in (run / "report.md").read_text() and (run / "report.png").stat().st_size > 10_000
+    assert "llr: AUROC exon vs intron" in res.stdout
+    bad = run_cli("genolm-score", f"ckpt_path={tmp_path}/none", f"paths.root_dir={tmp_path}",
+                  f"paths.data_dir={DATA}", "limit=5")
+    assert bad.returncode == 1 and "neither a .ckpt file nor a Hugging Face folder" in bad.stderr
