@@ -12,7 +12,7 @@ DATA_MODE ?= link
 export HF_HUB_OFFLINE ?= 1
 export WANDB_MODE ?= offline
 
-.PHONY: install data demo test test-slow lint clean gue
+.PHONY: install data demo test test-slow lint clean gue zeroshot
 
 $(BIN)/.installed: pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,7 @@ data:
 demo: install data
 	$(BIN)/genolm-pretrain experiment=demo
 	$(BIN)/genolm-finetune experiment=demo_finetune model.init_from=$$(ls -td logs/demo/runs/*/hf | head -1)
+	$(BIN)/genolm-score ckpt_path=$$(ls -td logs/demo/runs/*/hf | head -1) limit=200 task_name=demo_score
 
 test: install data
 	$(BIN)/pytest
@@ -67,3 +68,8 @@ gue: install data
 	  model.init_from=data/models/Mistral-DNA-v1-1M-hg38-finetuned-tf0; t3=$$(date +%s); \
 	$(BIN)/python experiments/gue/report.py experiments/gue/RESULTS.md \
 	  "genolm 1M (a)=$$out/genolm_1m:$$((t1-t0))" "Mistral-DNA-1M backbone (b)=$$out/mistral_tf,$$out/mistral_prom:$$((t3-t1))"
+
+# Zero-shot exon vs intron experiment on all 20,000 course SNP pairs with the latest demo model.
+zeroshot: install data
+	@test -n "$$(ls -d logs/demo/runs/*/hf 2>/dev/null)" || $(BIN)/genolm-pretrain experiment=demo
+	$(BIN)/python experiments/zeroshot/run.py $$(ls -td logs/demo/runs/*/hf | head -1) experiments/zeroshot
