@@ -70,7 +70,8 @@ def forward_batch(model: PreTrainedModel, ids: torch.Tensor, mask: torch.Tensor,
     return pool(hidden.float(), logits, mask, pooling), sequence_log_likelihood(logits, ids, mask)
 
 
-def _device(device: str | None) -> torch.device:
+def resolve_device(device: str | None) -> torch.device:
+    """``auto``/``None`` picks CUDA when available, else CPU."""
     if device in (None, "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)
@@ -108,7 +109,7 @@ def score_variants(model: PreTrainedModel, tokenizer: PreTrainedTokenizerFast, r
     if unknown or pooling not in POOLINGS:
         raise GenolmError(f"unknown scores {sorted(unknown)} or pooling {pooling!r}; "
                           f"choose scores from {SCORES} and pooling from {POOLINGS}")
-    dev = _device(device)
+    dev = resolve_device(device)
     model = model.to(dev).eval()
     max_pos = int(getattr(model.config, "max_position_embeddings", 1 << 30))
     cols: dict[str, list[np.ndarray]] = {k: [] for k in ("l2", "cosine", "llr", "ref_ll")}

@@ -1,0 +1,120 @@
+"""Batched, KV-cached DNA sampling from a causal LM, with exact base lengths and no special tokens."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+from transformers import PreTrainedModel, PreTrainedTokenizerFast, StoppingCriteria, StoppingCriteriaList
+
+from genolm.data.sequences import check_dna
+from genolm.data.tokenizers import bases_per_token
+from genolm.errors import GenolmError
+from genolm.inference.scoring import encode, forward_batch, resolve_device
+
+
+class EnoughBases(StoppingCriteria):
+    """Stop each sequence once its new tokens cover ``target`` bases."""
+
+    def __init__(self, lengths: torch.Tensor, prompt_len: int, target: int) -> None:
+        self.lengths, self.prompt_len, self.target = lengths, prompt_len, target
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **kwargs) -> torch.Tensor:
+        """Per-sequence done flags."""
+        new = input_ids[:, self.prompt_len :]
+        return self.lengths.to(new.device)[new].sum(1) >= self.target
+
+
+def check_sampling(temperature: float, top_k: int, top_p: float, length: int, greedy: bool) -> None:
+    """Validate sampling settings with one clear message."""
+    if not greedy and temperature <= 0:
+        raise GenolmError(f"temperature must be > 0 (got {temperature}); use greedy=true for argmax")
+    if not 0 < top_p <= 1:
+        raise GenolmError(f"top_p must be in (0, 1], got {top_p}")
+    if top_k < 0:
+        raise GenolmError(f"top_k must be >= 0 (0 disables it), got {top_k}")
+    if length <= 0:
+        raise GenolmError(f"length must be > 0 bases, got {length}")
+
+
+def banned_token_ids(tokenizer: PreTrainedTokenizerFast) -> list[int]:
+    """Special tokens and tokens holding anything but A, C, G, T (e.g. N): never sampled."""
+    specials = set(tokenizer.all_special_ids)
+    return sorted(i for tok, i in tokenizer.get_vocab().items()
+                  if i in specials or not tok or set(tok) - set("ACGT"))
+
+
+def tokens_to_dna(tokens: Sequence[str]) -> str:
+    """Concatenate token strings (BPE tokens of a DNA vocabulary are base strings)."""
+    return "".join(tokens)
+
+
+@torch.no_grad()
+def generate_dna(model: PreTrainedModel, tokenizer: PreTrainedTokenizerFast, n: int, length: int,
+                 prompt: str = "", temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
+                 repetition_penalty: float = 1.0, greedy: bool = False, seed: int = 0,
+                 batch_size: int = 64, device: str | None = None, progress: bool = True) -> pd.DataFrame:
+    """Sample ``n`` DNA sequences of exactly ``length`` bases (the prompt included).
+
+    Sampling uses transformers ``generate`` (KV cache) on batches of ``batch_size``. Special
+    tokens and tokens with letters other than ACGT are banned, so outputs are pure ACGT; each
+    sequence stops once it covers ``length`` bases and is trimmed to exactly that.
+
+    Returns:
+        DataFrame ``id, sequence, length, gc, log_likelihood`` (model log-likelihood of the
+        trimmed sequence, summed over its tokens).
+
+    """
+    check_sampling(temperature, top_k, top_p, length, greedy)
+    prompt = prompt.upper()
+    if prompt:
+        check_dna(prompt, "prompt", "prompt")
+    dev = resolve_device(device)
+    model = model.to(dev).eval()
+    lengths = torch.from_numpy(bases_per_token(tokenizer))
+    prefix = [tokenizer.bos_token_id] + tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    max_pos = int(getattr(model.config, "max_position_embeddings", 1 << 30))
+    budget = max_pos - len(prefix)
+    if length - len(prompt) > budget * int(lengths.max()):
+        raise GenolmError(f"{length} bases cannot fit in the model's {max_pos} positions")
+    banned = [[i] for i in banned_token_ids(tokenizer)]
+    sequences = []
+    generator_seed = torch.Generator().manual_seed(seed)
+    for lo in tqdm(range(0, n, batch_size), desc="generating", unit="batch", disable=not progress):
+        rows = min(batch_size, n - lo)
+        torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=generator_seed)))
+        ids = torch.tensor([prefix] * rows, device=dev)
+        out = model.generate(
+            input_ids=ids, attention_mask=torch.ones_like(ids), do_sample=not greedy,
+            temperature=temperature if not greedy else None, top_k=top_k if not greedy else None,
+            top_p=top_p if not greedy else None, repetition_penalty=repetition_penalty,
+            max_new_tokens=min(budget, max(1, length - len(prompt))), bad_words_ids=banned,
+            pad_token_id=tokenizer.pad_token_id, eos_token_id=None, use_cache=True,
+            stopping_criteria=StoppingCriteriaList([EnoughBases(lengths, len(prefix), length - len(prompt))]))
+        for row in out[:, len(prefix) :].tolist():
+            toks = tokenizer.convert_ids_to_tokens([t for t in row if t != tokenizer.pad_token_id])
+            sequences.append((prompt + tokens_to_dna(toks))[:length])
+    short = sum(len(s) < length for s in sequences)
+    if short:
+        raise GenolmError(f"{short} sequences ended before {length} bases (model positions exhausted)")
+    return annotate(model, tokenizer, sequences, batch_size)
+
+
+def annotate(model: PreTrainedModel, tokenizer: PreTrainedTokenizerFast, sequences: list[str],
+             batch_size: int = 64) -> pd.DataFrame:
+    """Table of sequences with length, GC share and model log-likelihood."""
+    max_pos = int(getattr(model.config, "max_position_embeddings", 1 << 30))
+    dev = next(model.parameters()).device
+    lls = []
+    for lo in range(0, len(sequences), batch_size):
+        ids, mask = encode(tokenizer, sequences[lo : lo + batch_size], max_pos)
+        lls.append(forward_batch(model, ids.to(dev), mask.to(dev), "mean")[1].cpu().numpy())
+    return pd.DataFrame({
+        "id": [f"gen{i + 1}" for i in range(len(sequences))], "sequence": sequences,
+        "length": [len(s) for s in sequences],
+        "gc": [(s.count("G") + s.count("C")) / len(s) for s in sequences],
+        "log_likelihood": np.concatenate(lls) if lls else np.zeros(0)})
+
