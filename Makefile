@@ -12,7 +12,7 @@ DATA_MODE ?= link
 export HF_HUB_OFFLINE ?= 1
 export WANDB_MODE ?= offline
 
-.PHONY: install data demo test test-slow lint clean gue zeroshot
+.PHONY: install data demo test test-slow lint clean gue zeroshot generation
 
 $(BIN)/.installed: pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,6 +37,7 @@ demo: install data
 	$(BIN)/genolm-pretrain experiment=demo
 	$(BIN)/genolm-finetune experiment=demo_finetune model.init_from=$$(ls -td logs/demo/runs/*/hf | head -1)
 	$(BIN)/genolm-score ckpt_path=$$(ls -td logs/demo/runs/*/hf | head -1) limit=200 task_name=demo_score
+	$(BIN)/genolm-generate experiment=demo_generate ckpt_path=$$(ls -td logs/demo/runs/*/hf | head -1)
 
 test: install data
 	$(BIN)/pytest
@@ -73,3 +74,8 @@ gue: install data
 zeroshot: install data
 	@test -n "$$(ls -d logs/demo/runs/*/hf 2>/dev/null)" || $(BIN)/genolm-pretrain experiment=demo
 	$(BIN)/python experiments/zeroshot/run.py $$(ls -td logs/demo/runs/*/hf | head -1) experiments/zeroshot
+
+# Generation experiment: yeast LM (bounded CPU budget) sampled at T = 0.7, 1.0, 1.3.
+generation: install data
+	@test -n "$$(ls -d logs/pretrain_yeast/runs/*/hf 2>/dev/null)" || $(BIN)/genolm-pretrain experiment=pretrain_yeast
+	$(BIN)/python experiments/generation/run.py $$(ls -td logs/pretrain_yeast/runs/*/hf | head -1) experiments/generation

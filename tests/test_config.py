@@ -13,18 +13,21 @@ from genolm.models.mixtral import count_parameters
 
 BASE = ["paths.output_dir=/tmp/out", f"paths.data_dir={DATA}"]
 EXPERIMENTS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
-PRIMARY = {"demo_finetune": "finetune"}
+PRIMARY = {"demo_finetune": "finetune", "demo_generate": "generate"}
 
 
 @pytest.mark.parametrize("name", EXPERIMENTS)
 def test_experiment_composes_and_resolves(name: str) -> None:
     primary = PRIMARY.get(name, "pretrain")
-    extra = ["model.init_from=x"] if primary == "finetune" else []
+    extra = {"finetune": ["model.init_from=x"], "generate": ["ckpt_path=x"]}.get(primary, [])
     cfg = compose_cfg(primary, BASE + [f"experiment={name}"] + extra)
     resolved = OmegaConf.to_container(cfg, resolve=True)
-    module = "CausalLMModule" if primary == "pretrain" else "SequenceClassifierModule"
-    assert resolved["model"]["_target_"].endswith(module)
-    files = resolved["data"].get("inputs") or [resolved["data"]["train"], resolved["data"]["test"]]
+    if primary == "generate":
+        files = resolved["report"]["reference_fasta"] + resolved["report"]["train_fasta"]
+    else:
+        module = "CausalLMModule" if primary == "pretrain" else "SequenceClassifierModule"
+        assert resolved["model"]["_target_"].endswith(module)
+        files = resolved["data"].get("inputs") or [resolved["data"]["train"], resolved["data"]["test"]]
     assert all(Path(p).is_file() for p in files)
     header = (CONF / "experiment" / f"{name}.yaml").read_text().splitlines()[:8]
     assert header[0] == "# @package _global_"
