@@ -87,7 +87,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
                      "best_ckpt": best, "predictions": table}
 
 
-def load_classifier(path: str | Path, num_labels: int) -> SequenceClassifierModule:
+def load_classifier(path: str | Path, num_labels: int | None = None) -> SequenceClassifierModule:
     """A trained classifier from a genolm finetuning ``.ckpt`` or an HF classification folder."""
     path = Path(path)
     if path.suffix == ".ckpt":
@@ -102,7 +102,7 @@ def load_classifier(path: str | Path, num_labels: int) -> SequenceClassifierModu
         module = SequenceClassifierModule(init_from=str(path), num_labels=config.num_labels)
     else:
         raise GenolmError(f"{path}: neither a genolm .ckpt nor a Hugging Face folder with config.json")
-    if module.hparams.num_labels != num_labels:
+    if num_labels is not None and module.hparams.num_labels != num_labels:
         raise GenolmError(f"{path}: classifier has {module.hparams.num_labels} classes, "
                           f"the task {num_labels}")
     return module

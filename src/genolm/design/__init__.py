@@ -1,0 +1,1 @@
+"""Sequence design: oracles, constraints, search algorithms and motif scans."""
