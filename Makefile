@@ -12,7 +12,7 @@ DATA_MODE ?= link
 export HF_HUB_OFFLINE ?= 1
 export WANDB_MODE ?= offline
 
-.PHONY: install data demo test test-slow lint clean gue zeroshot generation
+.PHONY: install data demo test test-slow lint clean gue zeroshot generation design
 
 $(BIN)/.installed: pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -38,6 +38,8 @@ demo: install data
 	$(BIN)/genolm-finetune experiment=demo_finetune model.init_from=$$(ls -td logs/demo/runs/*/hf | head -1)
 	$(BIN)/genolm-score ckpt_path=$$(ls -td logs/demo/runs/*/hf | head -1) limit=200 task_name=demo_score
 	$(BIN)/genolm-generate experiment=demo_generate ckpt_path=$$(ls -td logs/demo/runs/*/hf | head -1)
+	$(BIN)/genolm-optimize oracle.ckpt_path=data/models/Mistral-DNA-v1-1M-hg38-finetuned-tf0 \
+	  start.csv=data/GUE/tf/0/test.csv start.label=0 start.n=3 task_name=demo_optimize
 
 test: install data
 	$(BIN)/pytest
@@ -79,3 +81,7 @@ zeroshot: install data
 generation: install data
 	@test -n "$$(ls -d logs/pretrain_yeast/runs/*/hf 2>/dev/null)" || $(BIN)/genolm-pretrain experiment=pretrain_yeast
 	$(BIN)/python experiments/generation/run.py $$(ls -td logs/pretrain_yeast/runs/*/hf | head -1) experiments/generation
+
+# Design experiment: 100 tf/0 test negatives, shipped tf0 oracle, each algorithm at 10 edits.
+design: install data
+	$(BIN)/python experiments/design/run.py experiments/design
