@@ -50,11 +50,13 @@ def _module(tmp_path: Path, packing: bool) -> GenomeChunksDataModule:
 
 
 def test_packed_batches_have_no_padding(tmp_path: Path) -> None:
-    batch = next(iter(_module(tmp_path, packing=True).train_dataloader()))
-    assert batch["input_ids"].shape == (8, 64) and "attention_mask" not in batch
-    assert not (batch["input_ids"] == 3).any()
-    assert (batch["input_ids"][:, 1:] == batch["labels"][:, :-1]).all()
-    assert (batch["input_ids"] == 2).any()  # chunks joined by [SEP]
+    dm = _module(tmp_path, packing=True)
+    for batch in (next(iter(dm.train_dataloader())), next(iter(dm.val_dataloader()))):
+        assert batch["input_ids"].shape == (8, 64) and "attention_mask" not in batch
+        assert not (batch["input_ids"] == 3).any()
+        assert (batch["input_ids"][:, 1:] == batch["labels"][:, :-1]).all()
+    # in order, the first 8 x 64 validation tokens hold chunk 1 (200 bases) and its [SEP]
+    assert batch["input_ids"].flatten()[200] == 2 and batch["bases"].sum() == 8 * 64 - 2
 
 
 def test_padded_batches_cover_every_base(tmp_path: Path) -> None:
