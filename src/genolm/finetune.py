@@ -16,7 +16,7 @@ from transformers import AutoConfig
 
 from genolm.data.classification import LabeledSequenceDataModule
 from genolm.errors import GenolmError
-from genolm.io import write_json_atomic
+from genolm.io import write_json_atomic, write_tsv_atomic
 from genolm.models.classifier import read_genolm_checkpoint, trainable_parameters
 from genolm.modules.classifier import SequenceClassifierModule
 from genolm.utils import instantiate_group, instantiate_loggers, to_floats
@@ -43,9 +43,7 @@ def write_outputs(out_dir: Path, metrics: dict[str, float], table: pd.DataFrame,
                   extra: dict[str, Any]) -> None:
     """Write ``metrics.json`` and ``predictions_<split>.tsv`` atomically."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    tmp = out_dir / f".predictions_{split}.tsv.tmp"
-    table.to_csv(tmp, sep="\t", index=False, float_format="%.6g")
-    tmp.replace(out_dir / f"predictions_{split}.tsv")
+    write_tsv_atomic(table, out_dir / f"predictions_{split}.tsv")
     write_json_atomic(out_dir / "metrics.json", {"metrics": metrics, **extra})
 
 

@@ -16,7 +16,7 @@ from genolm.errors import GenolmError
 from genolm.inference.generation import generate_dna
 from genolm.inference.generation_report import baselines, plot_realism, real_windows, realism_table
 from genolm.inference.realism import NoveltyIndex
-from genolm.io import write_json_atomic
+from genolm.io import write_fasta_atomic, write_json_atomic, write_tsv_atomic
 from genolm.sweep import markdown_table
 
 log = logging.getLogger("genolm.generate")
@@ -31,15 +31,6 @@ def read_dna(paths: list[str], records: list[str] | None) -> list[str]:
     return seqs
 
 
-def write_fasta(table: pd.DataFrame, path: Path) -> None:
-    """Write ``id``/``sequence`` rows as FASTA (60 columns), atomically."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w") as handle:
-        for rec_id, seq in zip(table["id"], table["sequence"], strict=True):
-            handle.write(f">{rec_id}\n" + "".join(seq[i : i + 60] + "\n" for i in range(0, len(seq), 60)))
-    tmp.replace(path)
-
-
 def report(cfg: DictConfig, generated: list[str], out: Path) -> pd.DataFrame:
     """Compare generated DNA with real held-out windows, i.i.d. and Markov baselines."""
     rc = cfg.report
@@ -49,7 +40,7 @@ def report(cfg: DictConfig, generated: list[str], out: Path) -> pd.DataFrame:
     sets = {"generated": generated, **baselines(train, len(generated), cfg.length, rc.markov_order, cfg.seed)}
     table = realism_table(sets, reference, NoveltyIndex(train), rc.min_match)
     plot_realism({"real held-out": reference, **sets}, table, out)
-    table.to_csv(out / "report.tsv", sep="\t", index=False, float_format="%.5g")
+    write_tsv_atomic(table, out / "report.tsv", "%.5g")
     (out / "report.md").write_text(
         f"# Generated vs real DNA\n\nModel `{cfg.ckpt_path}`, {len(generated)} sequences of {cfg.length} b, "
         f"temperature {cfg.temperature}, top-k {cfg.top_k}, top-p {cfg.top_p}. JSD in bits to "
@@ -69,8 +60,8 @@ def run(cfg: DictConfig) -> tuple[pd.DataFrame, dict[str, Any]]:
     seconds = time.perf_counter() - start
     out = Path(cfg.paths.output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    write_fasta(table, out / "generated.fa")
-    table.drop(columns="sequence").to_csv(out / "generated.tsv", sep="\t", index=False, float_format="%.6g")
+    write_fasta_atomic(zip(table["id"], table["sequence"], strict=True), out / "generated.fa")
+    write_tsv_atomic(table.drop(columns="sequence"), out / "generated.tsv")
     info: dict[str, Any] = {"n": len(table), "seconds": seconds,
                             "bases_per_s": table["length"].sum() / seconds}
     if cfg.report.enabled:

@@ -21,7 +21,7 @@ from genolm.design.oracle import Oracle, classifier_oracle, combine, lm_naturaln
 from genolm.design.report import gained_summary, motif_changes, plot_trajectory
 from genolm.errors import GenolmError
 from genolm.finetune import load_classifier
-from genolm.io import write_json_atomic
+from genolm.io import write_fasta_atomic, write_json_atomic, write_tsv_atomic
 
 log = logging.getLogger("genolm.optimize")
 
@@ -80,12 +80,11 @@ def run(cfg: DictConfig) -> tuple[pd.DataFrame, dict[str, Any]]:
         changes = motif_changes(results, read_jaspar_pfm(cfg.motifs.path), cfg.motifs.rel_threshold)
         results = results.merge(changes, on="id")
         gained_summary(changes).to_csv(out / "motifs_gained.tsv", sep="\t", header=["designs"])
-    trajectory.to_csv(out / "trajectory.tsv", sep="\t", index=False, float_format="%.6g")
-    results.to_csv(out / "results.tsv", sep="\t", index=False, float_format="%.6g")
-    with open(out / "designs.fa", "w") as handle:
-        for row in results.itertuples(index=False):
-            handle.write(f">{row.id} start={row.start_score:.4f} final={row.final_score:.4f} "
-                         f"edits={row.edits}\n{row.final}\n")
+    write_tsv_atomic(trajectory, out / "trajectory.tsv")
+    write_tsv_atomic(results, out / "results.tsv")
+    headers = [f"{r.id} start={r.start_score:.4f} final={r.final_score:.4f} edits={r.edits}"
+               for r in results.itertuples(index=False)]
+    write_fasta_atomic(zip(headers, results["final"], strict=True), out / "designs.fa")
     plot_trajectory(trajectory, out / "trajectory.png")
     info = {"starts": len(results), "seconds": seconds, "oracle_calls": int(results["oracle_calls"].sum()),
             "mean_start": float(results["start_score"].mean()),

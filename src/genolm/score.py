@@ -15,7 +15,7 @@ from genolm.errors import GenolmError
 from genolm.inference.report import group_report, markdown_report, plot_groups
 from genolm.inference.scoring import score_variants
 from genolm.inference.variants import read_fasta_pairs, read_table_pairs, read_vcf_windows
-from genolm.io import write_json_atomic
+from genolm.io import write_json_atomic, write_tsv_atomic
 
 log = logging.getLogger("genolm.score")
 
@@ -50,9 +50,7 @@ def run(cfg: DictConfig) -> tuple[pd.DataFrame, dict[str, Any]]:
     seconds = time.perf_counter() - start
     out = Path(cfg.paths.output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    tmp = out / ".scores.tsv.tmp"
-    scores.to_csv(tmp, sep="\t", index=False, float_format="%.6g")
-    tmp.replace(out / "scores.tsv")
+    write_tsv_atomic(scores, out / "scores.tsv")
     info: dict[str, Any] = {"pairs": len(scores), "seconds": seconds,
                             "pairs_per_s": len(scores) / seconds, "skipped": skipped,
                             "ckpt_path": str(cfg.ckpt_path), "pooling": cfg.pooling}
@@ -60,7 +58,7 @@ def run(cfg: DictConfig) -> tuple[pd.DataFrame, dict[str, Any]]:
     if cfg.report.enabled and scores["group"].nunique() >= 2:
         pos, neg = cfg.report.positive, cfg.report.negative
         table = group_report(scores, columns, pos, neg, cfg.report.n_boot, cfg.seed)
-        table.to_csv(out / "report.tsv", sep="\t", index=False, float_format="%.6g")
+        write_tsv_atomic(table, out / "report.tsv")
         header = (f"# Zero-shot variant scores: {pos} vs {neg}\n\nModel `{cfg.ckpt_path}`, pooling "
                   f"`{cfg.pooling}`, {len(scores)} pairs scored in {seconds:.1f} s.")
         (out / "report.md").write_text(markdown_report(table, pos, neg, header))
