@@ -138,3 +138,18 @@ def test_cli_ddp_cpu_two_processes(tmp_path: Path) -> None:
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["global_step"] == 4 and metrics["metrics"]["train/aux_loss"] > 0
     assert (run / "hf" / "model.safetensors").is_file()
+
+
+@pytest.mark.slow
+def test_default_corpus_mistral_1m_learns(tmp_path: Path, cache_dir: Path) -> None:
+    """The demo recipe, shortened: 150 steps of mistral_dna_1m on the default hg38 corpus."""
+    overrides = [o for o in tiny_overrides(tmp_path, cache_dir)
+                 if not o.startswith(("data.inputs", "model=", "tokenizer=", "data.block_size",
+                                      "data.batch_size", "trainer.limit_val_batches"))]
+    from conftest import compose_cfg
+
+    cfg = compose_cfg("pretrain", overrides + ["experiment=demo", "trainer.max_steps=150",
+                                               "logger=csv", "trainer.enable_progress_bar=false"])
+    metrics, _ = train(cfg)
+    # untrained: ln(4096) = 8.32 nats per token, about 2.4 bits per base
+    assert metrics["val/loss"] < 7.2 and metrics["val/bits_per_base"] < 2.1, metrics
