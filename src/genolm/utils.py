@@ -7,6 +7,7 @@ import logging
 import netrc
 import os
 import sys
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -59,6 +60,8 @@ def report_errors(func: Callable[[DictConfig], Any]) -> Callable[[DictConfig], A
 
     @functools.wraps(func)
     def wrapper(cfg: DictConfig) -> Any:
+        # a Lightning-internal deprecation printed on every fit; nothing a user can act on
+        warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
         try:
             return func(cfg)
         except GenolmError as err:
