@@ -46,6 +46,8 @@ class CausalLMModule(GenolmModule):
 
     """
 
+    kind = "causal_lm"
+
     def __init__(self, arch: dict[str, Any], vocab_size: int, pad_token_id: int,
                  bos_token_id: int, eos_token_id: int, optimizer: dict[str, Any] | None = None,
                  scheduler: dict[str, Any] | None = None) -> None:
@@ -56,8 +58,6 @@ class CausalLMModule(GenolmModule):
         self.tokenizer: PreTrainedTokenizerFast | None = None
         self.val_nll, self.val_tokens, self.val_bases = SumMetric(), SumMetric(), SumMetric()
         self._last_batch_end: float | None = None
-
-    kind = "causal_lm"
 
     def hf_config(self) -> dict[str, Any]:
         """The ``MixtralConfig`` as a dict."""

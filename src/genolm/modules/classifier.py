@@ -32,6 +32,8 @@ class SequenceClassifierModule(GenolmModule):
 
     """
 
+    kind = "classifier"
+
     def __init__(self, init_from: str, num_labels: int = 2, mode: str = "full", new_head: bool = False,
                  lora: dict[str, Any] | None = None, optimizer: dict[str, Any] | None = None,
                  scheduler: dict[str, Any] | None = None, hf_config: dict[str, Any] | None = None
@@ -52,8 +54,6 @@ class SequenceClassifierModule(GenolmModule):
         self.test_predictions: list[tuple[torch.Tensor, torch.Tensor]] = []
         # prefix of test-stage metrics; genolm-eval sets it to the evaluated split's name
         self.test_prefix = "test"
-
-    kind = "classifier"
 
     def hf_config(self) -> dict[str, Any]:
         """The network's transformers config as a dict (stored in ``hparams`` too)."""
