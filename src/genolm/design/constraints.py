@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass, field
 
 from genolm.errors import GenolmError
+from genolm.inference.realism import gc_fraction
 
 
 @dataclass
@@ -45,7 +46,7 @@ class Constraints:
         edits = sum(a != b for a, b in zip(seq, start, strict=True))
         if self.max_edits is not None and edits > self.max_edits:
             return f"{edits} edits > max_edits {self.max_edits}"
-        gc = (seq.count("G") + seq.count("C")) / len(seq)
+        gc = gc_fraction(seq)
         if not self.gc_range[0] - 1e-12 <= gc <= self.gc_range[1] + 1e-12:
             return f"GC {gc:.3f} outside {tuple(self.gc_range)}"
         bad = next((m for m in self._patterns if m in seq), None)

@@ -12,11 +12,7 @@ from genolm.data.sequences import check_dna
 from genolm.design.constraints import Constraints
 from genolm.design.oracle import Oracle
 from genolm.errors import GenolmError
-
-
-def gc(seq: str) -> float:
-    """GC share."""
-    return (seq.count("G") + seq.count("C")) / len(seq)
+from genolm.inference.realism import gc_fraction
 
 
 def optimize(oracle: Oracle, seqs: Sequence[str], algorithm: Callable[..., list[dict]],
@@ -54,11 +50,13 @@ def optimize(oracle: Oracle, seqs: Sequence[str], algorithm: Callable[..., list[
         rows = algorithm(oracle, start, constraints, np.random.default_rng([seed, i]))
         for row in rows:
             seq = row["sequence"]
+            edits = sum(a != b for a, b in zip(seq, start, strict=True))
             trajectory.append({"id": name, "round": row["round"], "score": oracle.sign * row["score"],
-                               "edits": sum(a != b for a, b in zip(seq, start, strict=True)), "gc": gc(seq)})
+                               "edits": edits, "gc": gc_fraction(seq)})
         final = rows[-1]["sequence"]
         results.append({"id": name, "start_score": oracle.sign * rows[0]["score"],
                         "final_score": oracle.sign * rows[-1]["score"], "rounds": rows[-1]["round"],
-                        "edits": trajectory[-1]["edits"], "start_gc": gc(start), "final_gc": gc(final),
+                        "edits": trajectory[-1]["edits"], "start_gc": gc_fraction(start),
+                        "final_gc": gc_fraction(final),
                         "oracle_calls": oracle.calls - calls, "start": start, "final": final})
     return pd.DataFrame(results), pd.DataFrame(trajectory)

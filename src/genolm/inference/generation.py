@@ -13,6 +13,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerFast, StoppingCrite
 from genolm.data.sequences import check_dna
 from genolm.data.tokenizers import bases_per_token
 from genolm.errors import GenolmError
+from genolm.inference.realism import gc_fraction
 from genolm.inference.scoring import encode, forward_batch, resolve_device
 
 
@@ -118,6 +119,6 @@ def annotate(model: PreTrainedModel, tokenizer: PreTrainedTokenizerFast, sequenc
     return pd.DataFrame({
         "id": [f"gen{i + 1}" for i in range(len(sequences))], "sequence": sequences,
         "length": [len(s) for s in sequences],
-        "gc": [(s.count("G") + s.count("C")) / len(s) for s in sequences],
+        "gc": [gc_fraction(s) for s in sequences],
         "log_likelihood": np.concatenate(lls) if lls else np.zeros(0)})
 

@@ -54,9 +54,14 @@ def jsd(p: np.ndarray, q: np.ndarray) -> float:
     return 0.5 * kl(p) + 0.5 * kl(q)
 
 
+def gc_fraction(seq: str) -> float:
+    """GC share of one sequence (0 for an empty one)."""
+    return (seq.count("G") + seq.count("C")) / max(1, len(seq))
+
+
 def gc_content(seqs: Iterable[str]) -> np.ndarray:
     """GC share of each sequence."""
-    return np.array([(s.count("G") + s.count("C")) / max(1, len(s)) for s in seqs])
+    return np.array([gc_fraction(s) for s in seqs])
 
 
 def iid_sequences(n: int, length: int, gc: float, seed: int) -> list[str]:
