@@ -57,29 +57,35 @@ def atomic_dir(final: str | Path) -> Iterator[Path]:
         raise
 
 
-def write_json_atomic(path: str | Path, obj: Any) -> None:
-    """Write ``obj`` as indented JSON to ``path`` via a temporary file and a rename."""
+@contextlib.contextmanager
+def atomic_file(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``path`` that replaces it only if the block succeeds."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
-    os.replace(tmp, path)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_json_atomic(path: str | Path, obj: Any) -> None:
+    """Write ``obj`` as indented JSON to ``path`` atomically."""
+    with atomic_file(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
 
 
 def write_tsv_atomic(frame, path: str | Path, float_format: str = "%.6g") -> None:
-    """Write a pandas DataFrame as TSV via a temporary file and a rename."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    frame.to_csv(tmp, sep="\t", index=False, float_format=float_format)
-    os.replace(tmp, path)
+    """Write a pandas DataFrame as TSV atomically."""
+    with atomic_file(path) as tmp:
+        frame.to_csv(tmp, sep="\t", index=False, float_format=float_format)
 
 
 def write_fasta_atomic(records, path: str | Path, width: int = 60) -> None:
-    """Write ``(header, sequence)`` pairs as FASTA (``width`` columns) via a temporary file."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w") as handle:
+    """Write ``(header, sequence)`` pairs as FASTA (``width`` columns) atomically."""
+    with atomic_file(path) as tmp, open(tmp, "w") as handle:
         for header, seq in records:
             lines = (seq[i : i + width] + "\n" for i in range(0, len(seq), width))
             handle.write(f">{header}\n" + "".join(lines))
-    os.replace(tmp, path)
