@@ -1,0 +1,168 @@
+"""A lean training forward for transformers' ``MixtralForCausalLM``, over the same parameters.
+
+:func:`mixtral_hidden_states` reads the weights of an unchanged ``MixtralForCausalLM`` (so every
+checkpoint, export and Mistral-DNA file keeps loading) and computes the same final hidden states
+and router load-balancing loss as transformers, with less work per step:
+
+- one fused QKV matmul per layer instead of three, RoPE tables cached per length and dtype;
+- attention through ``scaled_dot_product_attention`` with ``is_causal`` for packed batches (no
+  mask tensor is built) and a boolean mask only when the batch is padded; for heads narrower
+  than 16 (Mistral-DNA-1M has 8) a plain matmul-softmax-matmul, which is faster on CPU;
+- mixture-of-experts by sorting token-expert pairs once per layer and running one gate/up and one
+  down matmul per non-empty expert on contiguous rows (one gather, one ``index_add_``), instead
+  of a boolean mask and ``torch.where`` per expert;
+- ``F.rms_norm`` instead of four element-wise passes;
+- no output capture hooks and no per-layer dataclasses.
+
+The logits are left to :func:`genolm.models.fused_loss.linear_cross_entropy`, which never
+materialises the full ``tokens x vocab`` log-softmax. Outputs match transformers within 1e-4 in
+fp32 (``tests/test_fast_mixtral.py``). Model-parallel wrappers that gather parameters in module
+hooks (FSDP) need transformers' own forward: see ``CausalLMModule(fast=...)``.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+SMALL_HEAD = 16
+
+
+def rope_tables(net: nn.Module, length: int, device: torch.device, dtype: torch.dtype
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Cosine and sine tables ``[length, head_dim]`` of the model's rotary embedding (cached)."""
+    cache = net.__dict__.setdefault("_genolm_rope", {})
+    key = (length, device, dtype)
+    if key not in cache:
+        rotary = net.model.rotary_emb
+        freqs = torch.arange(length, device=device, dtype=torch.float32)[:, None] * rotary.inv_freq.to(device)
+        emb = torch.cat((freqs, freqs), dim=-1)
+        scale = rotary.attention_scaling
+        cache[key] = ((emb.cos() * scale).to(dtype), (emb.sin() * scale).to(dtype))
+    return cache[key]
+
+
+def _rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    half = x.shape[-1] // 2
+    rotated = torch.cat((-x[..., half:], x[..., :half]), dim=-1)
+    return x * cos + rotated * sin
+
+
+def _attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None,
+            scale: float) -> torch.Tensor:
+    """Causal attention over ``[B, heads, T, d]``; ``mask`` is boolean ``[B, 1, T, T]`` or None."""
+    if q.shape[-1] >= SMALL_HEAD or q.is_cuda:
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=mask is None, scale=scale)
+    scores = torch.matmul(q, k.transpose(-1, -2)) * scale
+    if mask is None:
+        t = q.shape[-2]
+        mask = torch.ones(t, t, dtype=torch.bool, device=q.device).tril()
+    scores = scores.masked_fill(~mask, float("-inf"))
+    return torch.matmul(torch.softmax(scores, dim=-1, dtype=torch.float32).to(v.dtype), v)
+
+
+def attention(attn: nn.Module, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
+              mask: torch.Tensor | None) -> torch.Tensor:
+    """Self-attention of one ``MixtralAttention`` (its q/k/v/o weights) over ``x`` ``[B, T, H]``."""
+    b, t, _ = x.shape
+    d = attn.head_dim
+    n_q, n_kv = attn.q_proj.out_features // d, attn.k_proj.out_features // d
+    weight = torch.cat((attn.q_proj.weight, attn.k_proj.weight, attn.v_proj.weight))
+    q, k, v = F.linear(x, weight).split((n_q * d, n_kv * d, n_kv * d), dim=-1)
+    q = _rotate(q.view(b, t, n_q, d).transpose(1, 2), cos, sin)
+    k = _rotate(k.view(b, t, n_kv, d).transpose(1, 2), cos, sin)
+    v = v.view(b, t, n_kv, d).transpose(1, 2)
+    if n_kv != n_q:
+        k, v = k.repeat_interleave(n_q // n_kv, dim=1), v.repeat_interleave(n_q // n_kv, dim=1)
+    out = _attend(q, k, v, mask, attn.scaling)
+    return attn.o_proj(out.transpose(1, 2).reshape(b, t, n_q * d))
+
+
+def experts(moe: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sparse mixture-of-experts of one ``MixtralSparseMoeBlock`` over tokens ``x`` ``[N, H]``.
+
+    Returns:
+        ``(output [N, H], router_logits [N, E])``.
+
+    """
+    gate, bank = moe.gate, moe.experts
+    logits = F.linear(x, gate.weight)
+    probs = torch.softmax(logits.float(), dim=-1)
+    weights, chosen = torch.topk(probs, gate.top_k, dim=-1)
+    weights = weights / weights.sum(dim=-1, keepdim=True)
+    flat = chosen.reshape(-1)
+    order = torch.argsort(flat, stable=True)
+    rows = order // gate.top_k
+    counts = torch.bincount(flat, minlength=bank.num_experts).tolist()
+    picked = x[rows]
+    pieces, start = [], 0
+    for expert, n in enumerate(counts):
+        if n:
+            seg = picked[start : start + n]
+            g, u = F.linear(seg, bank.gate_up_proj[expert]).chunk(2, dim=-1)
+            pieces.append(F.linear(bank.act_fn(g) * u, bank.down_proj[expert]))
+        start += n
+    out = torch.cat(pieces) * weights.reshape(-1)[order, None].to(x.dtype)
+    return torch.zeros_like(x).index_add_(0, rows, out), logits
+
+
+def load_balancing_loss(router_logits: list[torch.Tensor], top_k: int,
+                        token_mask: torch.Tensor | None) -> torch.Tensor:
+    """Switch-Transformer auxiliary loss over all layers, as transformers' Mixtral computes it."""
+    n_exp = router_logits[0].shape[-1]
+    logits = torch.stack(router_logits)  # [layers, N, E]
+    probs = torch.softmax(logits.float(), dim=-1)
+    chosen = torch.topk(probs, top_k, dim=-1).indices
+    hits = torch.zeros_like(probs).scatter_(-1, chosen, 1.0)
+    if token_mask is not None:
+        w = token_mask.reshape(1, -1, 1).to(probs.dtype)
+        hits, probs, rows = hits * w, probs * w, w.sum() * logits.shape[0]
+    else:
+        rows = float(logits.shape[0] * logits.shape[1])
+    return n_exp * torch.sum(hits.sum(dim=(0, 1)) / rows * (probs.sum(dim=(0, 1)) / rows))
+
+
+def _padding_mask(attention_mask: torch.Tensor) -> torch.Tensor:
+    """Boolean ``[B, 1, T, T]``: causal, keys must be real tokens, every query sees itself."""
+    t = attention_mask.shape[1]
+    causal = torch.ones(t, t, dtype=torch.bool, device=attention_mask.device).tril()
+    keys = attention_mask.bool()[:, None, None, :]
+    return (causal & keys) | torch.eye(t, dtype=torch.bool, device=attention_mask.device)
+
+
+def mixtral_hidden_states(net: nn.Module, input_ids: torch.Tensor,
+                          attention_mask: torch.Tensor | None = None, router_loss: bool = True
+                          ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Final (normed) hidden states and router aux loss of a ``MixtralForCausalLM``.
+
+    Args:
+        net: a transformers ``MixtralForCausalLM`` (only its weights are used).
+        input_ids: ``[B, T]`` token ids.
+        attention_mask: ``[B, T]`` with 1 for real tokens (right padding), or None when every
+            position is real (packed batches).
+        router_loss: also return the load-balancing loss (else None).
+
+    Returns:
+        ``(hidden [B, T, H], aux_loss)``.
+
+    """
+    if attention_mask is not None and bool(attention_mask.all()):
+        attention_mask = None
+    trunk = net.model
+    h = trunk.embed_tokens(input_ids)
+    cos, sin = rope_tables(net, input_ids.shape[1], h.device, torch.get_autocast_dtype(h.device.type)
+                           if torch.is_autocast_enabled(h.device.type) else h.dtype)
+    mask = _padding_mask(attention_mask) if attention_mask is not None else None
+    eps, all_logits = trunk.norm.variance_epsilon, []
+    for layer in trunk.layers:
+        normed = F.rms_norm(h, (h.shape[-1],), layer.input_layernorm.weight, eps)
+        h = h + attention(layer.self_attn, normed, cos, sin, mask)
+        normed = F.rms_norm(h, (h.shape[-1],), layer.post_attention_layernorm.weight, eps)
+        moe_out, logits = experts(layer.mlp, normed.reshape(-1, h.shape[-1]))
+        h = h + moe_out.view_as(h)
+        all_logits.append(logits)
+    h = F.rms_norm(h, (h.shape[-1],), trunk.norm.weight, eps)
+    if not router_loss:
+        return h, None
+    return h, load_balancing_loss(all_logits, trunk.layers[0].mlp.gate.top_k, attention_mask)

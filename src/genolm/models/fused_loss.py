@@ -1,0 +1,89 @@
+"""Language-model head and cross-entropy in one pass, chunked over tokens.
+
+The usual path materialises ``tokens x vocab`` logits, then a log-softmax of the same size, then
+their gradients. :func:`linear_cross_entropy` instead computes, chunk by chunk, the logits, the
+summed negative log-likelihood and, when gradients are needed, the gradients for the hidden
+states and the head weight right away (softmax minus one-hot, two matmuls). Backward then only
+scales those by the incoming gradient. Same matmul count as the usual path, a fraction of the
+memory traffic, and peak memory bounded by one chunk.
+"""
+
+from __future__ import annotations
+
+import torch
+
+IGNORE = -100
+
+
+def _chunk_nll(h: torch.Tensor, weight: torch.Tensor, target: torch.Tensor, need_grad: bool
+               ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Summed NLL of one chunk and, if asked, ``softmax - onehot`` (zero on ignored rows)."""
+    logits = torch.mm(h, weight.t()).float()
+    valid = target != IGNORE
+    safe = torch.where(valid, target, 0)
+    picked = logits.gather(1, safe[:, None]).squeeze(1)
+    top = logits.amax(dim=-1, keepdim=True)
+    probs = logits.sub_(top).exp_()  # in place: one exp pass, no temporaries
+    total = probs.sum(dim=-1)
+    nll = torch.where(valid, total.log() + top.squeeze(1) - picked, 0.0).sum()
+    if not need_grad:
+        return nll, None
+    grad = probs.mul_((valid / total)[:, None])
+    grad[torch.arange(len(safe), device=grad.device), safe] -= valid.to(grad.dtype)
+    return nll, grad
+
+
+class _LinearCrossEntropy(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, hidden: torch.Tensor, weight: torch.Tensor, target: torch.Tensor,
+                chunk: int) -> torch.Tensor:
+        need = ctx.needs_input_grad[0] or ctx.needs_input_grad[1]
+        grad_h = torch.empty_like(hidden) if ctx.needs_input_grad[0] else None
+        grad_w = torch.zeros_like(weight, dtype=torch.float32) if ctx.needs_input_grad[1] else None
+        total = torch.zeros((), dtype=torch.float32, device=hidden.device)
+        w = weight.to(hidden.dtype)
+        for start in range(0, hidden.shape[0], chunk):
+            h = hidden[start : start + chunk]
+            nll, g = _chunk_nll(h, w, target[start : start + chunk], need)
+            total += nll
+            if g is None:
+                continue
+            g = g.to(h.dtype)
+            if grad_h is not None:
+                torch.mm(g, w, out=grad_h[start : start + chunk])
+            if grad_w is not None:
+                grad_w += torch.mm(g.t(), h).float()
+        ctx.save_for_backward(grad_h, grad_w)
+        ctx.weight_dtype = weight.dtype
+        return total
+
+    @staticmethod
+    def backward(ctx, grad_out: torch.Tensor):
+        grad_h, grad_w = ctx.saved_tensors
+        gh = grad_h * grad_out.to(grad_h.dtype) if grad_h is not None else None
+        gw = (grad_w * grad_out).to(ctx.weight_dtype) if grad_w is not None else None
+        return gh, gw, None, None
+
+
+def linear_cross_entropy(hidden: torch.Tensor, weight: torch.Tensor, target: torch.Tensor,
+                         chunk: int = 1024) -> torch.Tensor:
+    """Summed next-token NLL of ``hidden @ weight.T`` against ``target`` (``-100`` = ignore).
+
+    Args:
+        hidden: ``[N, H]`` final hidden states (any float dtype; autocast applies to the matmuls).
+        weight: ``[V, H]`` output head.
+        target: ``[N]`` token ids or ``-100``.
+        chunk: tokens per chunk (peak extra memory ``chunk x V`` floats).
+
+    Returns:
+        Scalar fp32 sum of the NLL over non-ignored tokens; differentiable w.r.t. both inputs.
+
+    """
+    if hidden.dim() != 2 or target.shape != hidden.shape[:1]:
+        raise ValueError(f"linear_cross_entropy: hidden {tuple(hidden.shape)} and target "
+                         f"{tuple(target.shape)} must be [N, H] and [N]")
+    if torch.is_autocast_enabled(hidden.device.type):
+        dtype = torch.get_autocast_dtype(hidden.device.type)
+        with torch.autocast(hidden.device.type, enabled=False):
+            return _LinearCrossEntropy.apply(hidden.to(dtype), weight, target, chunk)
+    return _LinearCrossEntropy.apply(hidden, weight, target, chunk)

@@ -1,0 +1,118 @@
+"""The fast training forward and fused loss reproduce transformers' Mixtral exactly enough."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from conftest import MISTRAL_TF0
+from transformers import MixtralConfig, MixtralForCausalLM
+
+from genolm.models.fast_mixtral import mixtral_hidden_states
+from genolm.models.fused_loss import linear_cross_entropy
+from genolm.modules.causal_lm import CausalLMModule
+
+SHAPES = {  # hidden, heads, kv heads, experts, top-k
+    "mha_top1_narrow_heads": (64, 8, 8, 8, 1),
+    "gqa_top2": (64, 4, 2, 4, 2),
+    "wide_heads_sdpa": (128, 4, 4, 4, 1),
+}
+
+
+def _model(hidden: int, heads: int, kv: int, experts: int, top_k: int, vocab: int = 97) -> MixtralForCausalLM:
+    torch.manual_seed(0)
+    cfg = MixtralConfig(hidden_size=hidden, intermediate_size=48, num_hidden_layers=2,
+                        num_attention_heads=heads, num_key_value_heads=kv, num_local_experts=experts,
+                        num_experts_per_tok=top_k, vocab_size=vocab, max_position_embeddings=64,
+                        output_router_logits=True, tie_word_embeddings=False)
+    return MixtralForCausalLM(cfg).eval()
+
+
+def _batch(vocab: int = 97) -> tuple[torch.Tensor, torch.Tensor]:
+    ids = torch.randint(5, vocab, (3, 21), generator=torch.Generator().manual_seed(1))
+    mask = torch.ones_like(ids)
+    mask[1, 15:], mask[2, 6:] = 0, 0
+    return ids, mask
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("padded", [False, True])
+def test_logits_and_aux_loss_match_transformers(shape: str, padded: bool) -> None:
+    net = _model(*SHAPES[shape])
+    ids, mask = _batch()
+    mask = mask if padded else None
+    ref = net(input_ids=ids, attention_mask=mask, output_router_logits=True)
+    hidden, aux = mixtral_hidden_states(net, ids, mask)
+    real = mask.bool() if padded else torch.ones_like(ids, dtype=torch.bool)
+    assert torch.allclose(net.lm_head(hidden)[real], ref.logits[real], atol=1e-4)
+    assert torch.allclose(aux, ref.aux_loss, atol=1e-5)
+
+
+@pytest.mark.parametrize("chunk", [5, 1024])
+def test_fused_loss_equals_cross_entropy_with_gradients(chunk: int) -> None:
+    net = _model(*SHAPES["gqa_top2"])
+    ids, mask = _batch()
+    labels = ids.masked_fill(mask == 0, -100)
+    out = net(input_ids=ids, attention_mask=mask)
+    ref = F.cross_entropy(out.logits.flatten(0, 1), labels.flatten(), ignore_index=-100, reduction="sum")
+    ref.backward()
+    grads = {n: p.grad.clone() for n, p in net.named_parameters() if p.grad is not None}
+    net.zero_grad()
+    hidden, _ = mixtral_hidden_states(net, ids, mask)
+    fused = linear_cross_entropy(hidden.flatten(0, 1), net.lm_head.weight, labels.flatten(), chunk=chunk)
+    (fused * 1.0).backward()
+    assert fused.item() == pytest.approx(ref.item(), rel=1e-5)
+    for name, p in net.named_parameters():
+        if name in grads:
+            assert torch.allclose(p.grad, grads[name], atol=1e-5), name
+
+
+def test_fused_loss_without_grad_and_all_ignored() -> None:
+    hidden, weight = torch.randn(6, 8), torch.randn(11, 8)
+    target = torch.full((6,), -100)
+    assert linear_cross_entropy(hidden, weight, target).item() == 0.0
+    target[:3] = torch.tensor([1, 2, 3])
+    with torch.no_grad():
+        got = linear_cross_entropy(hidden, weight, target)
+    want = F.cross_entropy(hidden @ weight.T, target, ignore_index=-100, reduction="sum")
+    assert got.item() == pytest.approx(want.item(), rel=1e-5)
+    with pytest.raises(ValueError, match="must be"):
+        linear_cross_entropy(hidden[None], weight, target)
+
+
+def test_bf16_autocast_stays_close_to_fp32() -> None:
+    net = _model(*SHAPES["mha_top1_narrow_heads"])
+    ids, _ = _batch()
+    hidden, _ = mixtral_hidden_states(net, ids)
+    ref = linear_cross_entropy(hidden.flatten(0, 1), net.lm_head.weight, ids.flatten())
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        hidden16, _ = mixtral_hidden_states(net, ids)
+        got = linear_cross_entropy(hidden16.flatten(0, 1), net.lm_head.weight, ids.flatten())
+    assert got.dtype == torch.float32
+    assert got.item() == pytest.approx(ref.item(), rel=2e-2)
+
+
+def test_mistral_dna_checkpoint_runs_on_the_fast_path() -> None:
+    net = MixtralForCausalLM.from_pretrained(MISTRAL_TF0).eval()
+    ids = torch.randint(5, net.config.vocab_size, (2, 40), generator=torch.Generator().manual_seed(0))
+    hidden, _ = mixtral_hidden_states(net, ids)
+    ref = net(input_ids=ids, output_hidden_states=True).hidden_states[-1]
+    assert torch.allclose(hidden, ref, atol=1e-4)
+
+
+def test_module_fast_and_transformers_paths_give_the_same_step() -> None:
+    arch = {"hidden_size": 32, "intermediate_size": 32, "num_hidden_layers": 2, "num_attention_heads": 4,
+            "num_key_value_heads": 4, "num_local_experts": 4, "num_experts_per_tok": 1,
+            "max_position_embeddings": 64, "output_router_logits": True, "router_aux_loss_coef": 0.02}
+    ids = torch.randint(5, 50, (4, 17), generator=torch.Generator().manual_seed(2))
+    batch = {"input_ids": ids[:, :-1], "labels": ids[:, 1:]}
+    losses = []
+    for fast in (True, False):
+        torch.manual_seed(0)
+        module = CausalLMModule(arch, vocab_size=50, pad_token_id=3, bos_token_id=1, eos_token_id=2,
+                                fast=fast)
+        nll, n_tok, aux = module._losses(batch)
+        losses.append((nll.item(), int(n_tok), aux.item()))
+    assert losses[0][1] == losses[1][1]
+    assert losses[0][0] == pytest.approx(losses[1][0], rel=1e-5)
+    assert losses[0][2] == pytest.approx(losses[1][2], rel=1e-5)
