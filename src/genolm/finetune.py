@@ -19,6 +19,8 @@ from genolm.errors import GenolmError
 from genolm.io import write_json_atomic, write_tsv_atomic
 from genolm.models.classifier import read_genolm_checkpoint, trainable_parameters
 from genolm.modules.classifier import SequenceClassifierModule
+from genolm.tracking import finish_loggers
+from genolm.trainer import build_trainer
 from genolm.utils import instantiate_group, instantiate_loggers, to_floats
 
 log = logging.getLogger("genolm.finetune")
@@ -47,11 +49,19 @@ def write_outputs(out_dir: Path, metrics: dict[str, float], table: pd.DataFrame,
     write_json_atomic(out_dir / "metrics.json", {"metrics": metrics, **extra})
 
 
-def _trainer(cfg: DictConfig, with_logging: bool) -> L.Trainer:
+def _trainer(cfg: DictConfig, with_logging: bool, micro_batch: int | None = None) -> L.Trainer:
     if not with_logging:
-        return instantiate(cfg.trainer, callbacks=[], logger=False)
-    return instantiate(cfg.trainer, callbacks=instantiate_group(cfg.get("callbacks")),
-                       logger=instantiate_loggers(cfg.get("logger"), cfg) or False)
+        return build_trainer(cfg)
+    return build_trainer(cfg, instantiate_group(cfg.get("callbacks")),
+                         instantiate_loggers(cfg.get("logger"), cfg), micro_batch=micro_batch)
+
+
+def gather_predictions(trainer: L.Trainer, module: SequenceClassifierModule) -> None:
+    """Under DDP, give every rank all ranks' test predictions (each tested its own shard)."""
+    if trainer.world_size > 1 and torch.distributed.is_available() and torch.distributed.is_initialized():
+        parts: list[Any] = [None] * trainer.world_size
+        torch.distributed.all_gather_object(parts, module.test_predictions)
+        module.test_predictions = [item for part in parts for item in part]
 
 
 def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
@@ -70,17 +80,24 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     trainable, total = trainable_parameters(model.net)
     log.info("finetune %s from %s: %s of %s parameters trainable (%s)", datamodule.name,
              cfg.model.init_from, f"{trainable:,}", f"{total:,}", cfg.model.mode)
-    trainer = _trainer(cfg, with_logging=True)
-    trainer.fit(model, datamodule=datamodule)
-    ckpt = next((c for c in trainer.callbacks if isinstance(c, ModelCheckpoint)), None)
-    best = ckpt.best_model_path if ckpt is not None and ckpt.best_model_path else None
-    metrics = to_floats(trainer.callback_metrics)
-    metrics.update(to_floats(trainer.test(model, datamodule=datamodule, ckpt_path=best, verbose=False)[0]))
-    table = predictions_table(model, datamodule.records("test"))
-    if trainer.is_global_zero:
-        write_outputs(Path(cfg.paths.output_dir), metrics, table, "test", {
-            "task": datamodule.name, "init_from": str(cfg.model.init_from), "best_ckpt": best,
-            "mode": cfg.model.mode, "trainable_parameters": trainable, "epochs": trainer.current_epoch})
+    trainer = _trainer(cfg, with_logging=True, micro_batch=datamodule.batch_size)
+    metrics = None
+    try:
+        trainer.fit(model, datamodule=datamodule)
+        ckpt = next((c for c in trainer.callbacks if isinstance(c, ModelCheckpoint)), None)
+        best = ckpt.best_model_path if ckpt is not None and ckpt.best_model_path else None
+        fitted = to_floats(trainer.callback_metrics)
+        fitted.update(to_floats(trainer.test(model, datamodule=datamodule, ckpt_path=best, verbose=False)[0]))
+        gather_predictions(trainer, model)
+        table = predictions_table(model, datamodule.records("test"))
+        metrics = fitted
+        if trainer.is_global_zero:
+            write_outputs(Path(cfg.paths.output_dir), metrics, table, "test", {
+                "task": datamodule.name, "init_from": str(cfg.model.init_from), "best_ckpt": best,
+                "mode": cfg.model.mode, "trainable_parameters": trainable, "epochs": trainer.current_epoch,
+                "global_step": trainer.global_step})
+    finally:
+        finish_loggers(trainer.loggers, metrics, trainer.is_global_zero)
     return metrics, {"model": model, "datamodule": datamodule, "trainer": trainer,
                      "best_ckpt": best, "predictions": table}
 

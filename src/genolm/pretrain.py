@@ -12,9 +12,11 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig
 
 from genolm.checkpoints import export_hf, load_causal_lm_module
-from genolm.errors import GenolmError
 from genolm.io import write_json_atomic
 from genolm.models.mixtral import count_parameters
+from genolm.resume import check_same_shapes, resolve_ckpt_path, with_sigterm_checkpoint
+from genolm.tracking import finish_loggers
+from genolm.trainer import build_trainer
 from genolm.utils import instantiate_group, instantiate_loggers, to_floats
 
 log = logging.getLogger("genolm.pretrain")
@@ -28,9 +30,9 @@ def build(cfg: DictConfig) -> dict[str, Any]:
                         bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)
     model.tokenizer = tok
     datamodule.check_fits(model.config.max_position_embeddings)
-    callbacks = instantiate_group(cfg.get("callbacks"))
+    callbacks = with_sigterm_checkpoint(instantiate_group(cfg.get("callbacks")))
     loggers = instantiate_loggers(cfg.get("logger"), cfg)
-    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    trainer = build_trainer(cfg, callbacks, loggers, micro_batch=datamodule.batch_size)
     return {"datamodule": datamodule, "model": model, "trainer": trainer, "tokenizer": tok}
 
 
@@ -50,7 +52,10 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
 
     Returns:
         ``(metrics, objects)``: final metrics as floats, and the datamodule, model, trainer,
-        tokenizer, best checkpoint path and ``hf/`` folder.
+        tokenizer, best checkpoint path, the checkpoint resumed from and the ``hf/`` folder.
+
+    ``ckpt_path``: see :func:`genolm.resume.resolve_ckpt_path` (``last``, a file, or ``null``,
+    which still resumes a requeued job from its own folder's checkpoint).
 
     """
     L.seed_everything(cfg.seed, workers=True)
@@ -58,18 +63,24 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     objects = build(cfg)
     model, trainer, datamodule = objects["model"], objects["trainer"], objects["datamodule"]
     log.info("model: %s parameters; data: %s", f"{count_parameters(model):,}", datamodule.summary())
-    if cfg.get("ckpt_path") and not Path(cfg.ckpt_path).is_file():
-        raise GenolmError(f"{cfg.ckpt_path}: checkpoint to resume from not found")
-    trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
-    metrics = to_floats(trainer.callback_metrics)
-    best, best_path = _best_module(trainer, model)
-    objects["best_ckpt"] = best_path
-    if cfg.get("export_hf") and trainer.is_global_zero:
-        objects["hf_dir"] = export_hf(best.net, best.tokenizer, out_dir / "hf")
-    if trainer.is_global_zero:
-        write_json_atomic(out_dir / "metrics.json", {
-            "metrics": metrics, "best_ckpt": best_path, "global_step": trainer.global_step,
-            "parameters": count_parameters(model), "data": datamodule.summary()})
+    ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), out_dir, Path(cfg.paths.log_dir) / cfg.task_name)
+    if ckpt_path:
+        check_same_shapes(ckpt_path, model)
+    metrics = None
+    try:
+        trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
+        metrics = to_floats(trainer.callback_metrics)
+        best, best_path = _best_module(trainer, model)
+        objects.update(best_ckpt=best_path, resumed_from=ckpt_path)
+        if cfg.get("export_hf") and trainer.is_global_zero:
+            objects["hf_dir"] = export_hf(best.net, best.tokenizer, out_dir / "hf")
+        if trainer.is_global_zero:
+            write_json_atomic(out_dir / "metrics.json", {
+                "metrics": metrics, "best_ckpt": best_path, "global_step": trainer.global_step,
+                "resumed_from": ckpt_path, "parameters": count_parameters(model),
+                "data": datamodule.summary()})
+    finally:
+        finish_loggers(trainer.loggers, metrics, trainer.is_global_zero)
     return metrics, objects
 
 

@@ -1,10 +1,9 @@
-"""Helpers shared by the Hydra entrypoints: loggers, callbacks, W&B mode, run reports."""
+"""Helpers shared by the Hydra entrypoints: loggers, callbacks, error and signal reports."""
 
 from __future__ import annotations
 
 import functools
 import logging
-import netrc
 import os
 import sys
 import warnings
@@ -20,18 +19,6 @@ from genolm.errors import GenolmError
 log = logging.getLogger("genolm")
 
 
-def wandb_default_offline() -> None:
-    """Run W&B offline unless the user chose a mode or has an API key (env or ~/.netrc)."""
-    if os.environ.get("WANDB_MODE") or os.environ.get("WANDB_API_KEY"):
-        return
-    try:
-        has_key = netrc.netrc().authenticators("api.wandb.ai") is not None
-    except (FileNotFoundError, netrc.NetrcParseError):
-        has_key = False
-    if not has_key:
-        os.environ["WANDB_MODE"] = "offline"
-
-
 def instantiate_group(group: DictConfig | None) -> list[Any]:
     """Instantiate every entry of a ``callbacks`` or ``logger`` config group."""
     if not group:
@@ -41,8 +28,6 @@ def instantiate_group(group: DictConfig | None) -> list[Any]:
 
 def instantiate_loggers(group: DictConfig | None, cfg: DictConfig) -> list[Any]:
     """Instantiate loggers and record the fully resolved config as their hyperparameters."""
-    if group and "wandb" in group:
-        wandb_default_offline()
     loggers = instantiate_group(group)
     resolved = OmegaConf.to_container(cfg, resolve=True)
     for logger in loggers:
@@ -56,10 +41,15 @@ def to_floats(metrics: dict[str, Any]) -> dict[str, float]:
 
 
 def report_errors(func: Callable[[DictConfig], Any]) -> Callable[[DictConfig], Any]:
-    """Turn a :class:`GenolmError` into one ``genolm: error: ...`` line and exit status 1."""
+    """Turn a :class:`GenolmError` into one ``genolm: error: ...`` line and exit status 1.
+
+    A run stopped by SIGTERM (its checkpoint already saved) exits with status 143 (128 + 15).
+    """
 
     @functools.wraps(func)
     def wrapper(cfg: DictConfig) -> Any:
+        from lightning.pytorch.utilities.exceptions import SIGTERMException
+
         # a Lightning-internal deprecation printed on every fit; nothing a user can act on
         warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
         try:
@@ -67,6 +57,9 @@ def report_errors(func: Callable[[DictConfig], Any]) -> Callable[[DictConfig], A
         except GenolmError as err:
             print(f"genolm: error: {err}", file=sys.stderr)
             sys.exit(1)
+        except SIGTERMException:
+            print("genolm: stopped by SIGTERM; resume with ckpt_path=last (see README)", file=sys.stderr)
+            sys.exit(143)
 
     return wrapper
 

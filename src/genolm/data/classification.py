@@ -12,6 +12,7 @@ from torch.utils.data import DataLoader, Dataset
 from transformers import PreTrainedTokenizerFast
 
 from genolm.data.labeled import SPLITS, check_classes, read_fasta_pair, read_labeled_csv, stratified_split
+from genolm.data.samplers import check_resume_layout, loader_state, sampler_for
 from genolm.errors import GenolmError
 
 log = logging.getLogger(__name__)
@@ -91,6 +92,7 @@ class LabeledSequenceDataModule(L.LightningDataModule):
         self.datasets: dict[str, EncodedSplit] = {}
         self.tokenizer: PreTrainedTokenizerFast | None = None
         self.max_length: int | None = None
+        self.resume_state: dict[str, int] = {}
 
     def load(self) -> dict[str, pd.DataFrame]:
         """Read and validate every split (once)."""
@@ -150,12 +152,18 @@ class LabeledSequenceDataModule(L.LightningDataModule):
                 self.datasets[split] = self._encode(split)
 
     def loader(self, split: str, shuffle: bool = False) -> DataLoader:
-        """Batches of ``split`` (shuffled training batches when ``shuffle``)."""
+        """Batches of ``split``: the resumable shuffled order when ``shuffle``, else in order.
+
+        Under DDP each process gets its share (see :mod:`genolm.data.samplers`).
+        """
         if split not in self.datasets:
             raise GenolmError(f"data '{self.name}': no {split} split configured")
         collate = PadCollator(self.tokenizer.pad_token_id, self.tokenizer.padding_side)
+        dataset = self.datasets[split]
+        resume, self.resume_state = (self.resume_state, {}) if shuffle else (None, self.resume_state)
+        sampler = sampler_for(dataset, self.trainer, shuffle, self.seed, resume)
         size = self.batch_size if shuffle else self.eval_batch_size
-        return DataLoader(self.datasets[split], batch_size=size, shuffle=shuffle, collate_fn=collate,
+        return DataLoader(dataset, batch_size=size, sampler=sampler, collate_fn=collate,
                           num_workers=self.num_workers, persistent_workers=self.num_workers > 0)
 
     def train_dataloader(self) -> DataLoader:
@@ -169,6 +177,15 @@ class LabeledSequenceDataModule(L.LightningDataModule):
     def test_dataloader(self) -> DataLoader:
         """Test batches."""
         return self.loader("test", shuffle=False)
+
+    def state_dict(self) -> dict[str, int]:
+        """Position in the training stream (saved in every checkpoint by Lightning)."""
+        return loader_state(self.trainer, self.batch_size, self.seed)
+
+    def load_state_dict(self, state_dict: dict[str, int]) -> None:
+        """Resume the training stream where the checkpoint left it."""
+        check_resume_layout(state_dict, self.batch_size, self.trainer)
+        self.resume_state = dict(state_dict)
 
     def records(self, split: str) -> pd.DataFrame:
         """The validated records of ``split`` (for prediction tables)."""

@@ -19,6 +19,7 @@ from torch.utils.data import DataLoader, Dataset
 from transformers import PreTrainedTokenizerFast
 
 from genolm.data.corpus import prepare_corpus
+from genolm.data.samplers import check_resume_layout, loader_state, sampler_for
 from genolm.data.token_cache import TokenSplit, build_token_cache
 from genolm.data.tokenizers import bases_per_token
 from genolm.errors import GenolmError
@@ -98,6 +99,8 @@ class GenomeChunksDataModule(L.LightningDataModule):
         eval_batch_size: validation batch size (defaults to ``batch_size``).
         num_workers: DataLoader workers.
         pin_memory: pin host memory when a GPU is present.
+        shuffle_seed: seed of the training order (defaults to ``seed``; configs pass the run's
+            ``seed``).
 
     """
 
@@ -106,7 +109,7 @@ class GenomeChunksDataModule(L.LightningDataModule):
                  max_n_frac: float = 0.0, val_fraction: float = 0.1, seed: int = 42,
                  val_records: Sequence[str] = (), packing: bool = True, block_size: int = 128,
                  batch_size: int = 64, eval_batch_size: int | None = None, num_workers: int = 0,
-                 pin_memory: bool = True) -> None:
+                 pin_memory: bool = True, shuffle_seed: int | None = None) -> None:
         super().__init__()
         self.inputs, self.tokenizer_factory, self.cache_dir = list(inputs), tokenizer, Path(cache_dir)
         self.corpus_args = {"chunk_len": chunk_len, "max_n_frac": max_n_frac, "name": name,
@@ -119,6 +122,8 @@ class GenomeChunksDataModule(L.LightningDataModule):
         self.corpus_dir: Path | None = None
         self.token_dir: Path | None = None
         self.datasets: dict[str, Dataset] = {}
+        self.shuffle_seed = seed if shuffle_seed is None else shuffle_seed
+        self.resume_state: dict[str, int] = {}
 
     def prepare(self) -> PreTrainedTokenizerFast:
         """Prepare corpus, tokenizer and token cache (each reused when unchanged)."""
@@ -159,20 +164,32 @@ class GenomeChunksDataModule(L.LightningDataModule):
                 raise GenolmError(f"{self.corpus_dir}: the {split} split yields no "
                                   f"{'block' if self.packing else 'chunk'} of {self.block_size} tokens")
 
-    def _loader(self, split: str, batch_size: int, shuffle: bool) -> DataLoader:
+    def _loader(self, split: str, batch_size: int, train: bool) -> DataLoader:
         collate = Collator(self.tokenizer.pad_token_id, bases_per_token(self.tokenizer))
-        return DataLoader(self.datasets[split], batch_size=batch_size, shuffle=shuffle,
-                          drop_last=shuffle and self.packing, collate_fn=collate,
+        dataset = self.datasets[split]
+        resume, self.resume_state = (self.resume_state, {}) if train else (None, self.resume_state)
+        sampler = sampler_for(dataset, self.trainer, train, self.shuffle_seed, resume)
+        return DataLoader(dataset, batch_size=batch_size, sampler=sampler,
+                          drop_last=train and self.packing, collate_fn=collate,
                           num_workers=self.num_workers, pin_memory=self.pin_memory,
                           persistent_workers=self.num_workers > 0)
 
     def train_dataloader(self) -> DataLoader:
-        """Shuffled training batches."""
-        return self._loader("train", self.batch_size, shuffle=True)
+        """Shuffled training batches (:class:`~genolm.data.samplers.ResumableSampler`)."""
+        return self._loader("train", self.batch_size, train=True)
 
     def val_dataloader(self) -> DataLoader:
-        """Validation batches in order."""
-        return self._loader("val", self.eval_batch_size, shuffle=False)
+        """Validation batches in order, one unpadded shard per process."""
+        return self._loader("val", self.eval_batch_size, train=False)
+
+    def state_dict(self) -> dict[str, int]:
+        """Position in the training stream (saved in every checkpoint by Lightning)."""
+        return loader_state(self.trainer, self.batch_size, self.shuffle_seed)
+
+    def load_state_dict(self, state_dict: dict[str, int]) -> None:
+        """Resume the training stream where the checkpoint left it."""
+        check_resume_layout(state_dict, self.batch_size, self.trainer)
+        self.resume_state = dict(state_dict)
 
     def summary(self) -> dict[str, Any]:
         """Counts of the prepared data, for logs and reports."""

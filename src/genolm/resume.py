@@ -1,0 +1,147 @@
+"""Crash-safe training: atomic checkpoint files, a checkpoint on SIGTERM, ``ckpt_path`` resolution.
+
+* :class:`AtomicCheckpointIO` writes every Lightning checkpoint to a temporary file beside the
+  target, fsyncs it and renames it over the target, so a kill at any moment leaves either the old
+  or the new ``last.ckpt``, never a truncated one. (Lightning's own writer buffers the checkpoint
+  and moves an fsspec temp file from the system temp folder into place; across filesystems that
+  move is a copy, which a kill can cut short.)
+* :class:`SaveOnSigterm` writes ``checkpoints/last.ckpt`` when Lightning stops on SIGTERM.
+* :func:`resolve_ckpt_path` gives ``ckpt_path`` its meaning: ``null`` resumes in place only when
+  this run's own folder already holds a checkpoint (a requeued SLURM job), ``last`` resumes from
+  this folder's or else the newest ``checkpoints/last.ckpt`` of ``<log_dir>/<task_name>``, and a
+  path resumes from that file.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from lightning.fabric.plugins import TorchCheckpointIO
+from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+from genolm.errors import GenolmError
+from genolm.io import atomic_file
+
+log = logging.getLogger("genolm.resume")
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """``torch.save`` to a temporary file in the target folder, fsync, then rename into place."""
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: str | Path,
+                        storage_options: Any | None = None) -> None:
+        """Write ``checkpoint`` to ``path`` atomically (remote URLs use Lightning's writer)."""
+        if "://" in str(path):
+            super().save_checkpoint(checkpoint, path, storage_options)
+            return
+        if storage_options is not None:
+            raise TypeError(f"{type(self).__name__} takes no storage_options, got {storage_options!r}")
+        with atomic_file(path) as tmp:
+            with open(tmp, "wb") as handle:
+                torch.save(checkpoint, handle)
+                handle.flush()
+                os.fsync(handle.fileno())
+        fd = os.open(Path(path).parent, os.O_RDONLY)
+        try:
+            os.fsync(fd)  # make the rename itself durable
+        finally:
+            os.close(fd)
+
+
+class SaveOnSigterm(Callback):
+    """On SIGTERM (which Lightning turns into ``SIGTERMException`` on every rank) save ``last.ckpt``.
+
+    Args:
+        dirpath: checkpoint folder (the run's ``checkpoints/``).
+        filename: file name of the checkpoint.
+
+    """
+
+    def __init__(self, dirpath: str | Path, filename: str = "last.ckpt") -> None:
+        self.path = Path(dirpath) / filename
+        self.saved: Path | None = None
+
+    def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
+        """Save the checkpoint (all ranks take part; rank 0 writes)."""
+        if isinstance(exception, SIGTERMException) and trainer.training:
+            trainer.save_checkpoint(self.path)
+            self.saved = self.path
+            if trainer.is_global_zero:
+                log.warning("SIGTERM at step %d: saved %s; resume with ckpt_path=%s",
+                            trainer.global_step, self.path, self.path)
+
+
+def _newest(paths: list[Path]) -> Path | None:
+    paths = [p for p in paths if p.is_file()]
+    return max(paths, key=lambda p: p.stat().st_mtime) if paths else None
+
+
+def resolve_ckpt_path(ckpt_path: str | None, output_dir: str | Path, task_dir: str | Path) -> str | None:
+    """The checkpoint a run resumes from (``None``: start fresh).
+
+    Args:
+        ckpt_path: ``None``, ``"last"`` or a file.
+        output_dir: this run's folder.
+        task_dir: ``<log_dir>/<task_name>``, searched for ``last``.
+
+    Raises:
+        GenolmError: the file is missing, or ``last`` finds no checkpoint.
+
+    """
+    own = Path(output_dir)
+    # a requeued SLURM job reruns in the same folder: Lightning's hpc_ckpt_N.ckpt or our last.ckpt
+    in_place = _newest([own / "checkpoints" / "last.ckpt", *own.glob("hpc_ckpt_*.ckpt")])
+    if ckpt_path is None:
+        if in_place is not None:
+            log.info("resuming in place from %s", in_place)
+        return str(in_place) if in_place else None
+    if str(ckpt_path) == "last":
+        found = in_place or _newest(list(Path(task_dir).glob("**/checkpoints/last.ckpt")))
+        if found is None:
+            raise GenolmError(f"ckpt_path=last: no checkpoints/last.ckpt under {task_dir} to resume from")
+        log.info("ckpt_path=last: resuming from %s", found)
+        return str(found)
+    if not Path(ckpt_path).is_file():
+        raise GenolmError(f"{ckpt_path}: checkpoint to resume from not found")
+    return str(ckpt_path)
+
+
+def check_same_shapes(ckpt_path: str | Path, module: torch.nn.Module) -> None:
+    """Raise a one-line :class:`GenolmError` when the checkpoint holds another model's weights."""
+    try:
+        ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False, mmap=True)
+        theirs = ckpt["state_dict"]
+    except Exception as err:  # noqa: BLE001 - any unreadable file is the user's input
+        raise GenolmError(f"{ckpt_path}: cannot be read as a Lightning checkpoint ({err})") from err
+    kind = ckpt.get("genolm", {}).get("kind")
+    if kind is not None and kind != getattr(module, "kind", kind):
+        raise GenolmError(f"{ckpt_path}: a {kind} checkpoint; this run trains a {module.kind}")
+    ours = module.state_dict()
+    differ = [k for k in ours if k in theirs and tuple(ours[k].shape) != tuple(theirs[k].shape)]
+    missing, extra = sorted(set(ours) - set(theirs)), sorted(set(theirs) - set(ours))
+    if not (differ or missing or extra):
+        return
+    saved = ckpt.get("genolm", {}).get("hf_config", {})
+    current = module.hf_config() if hasattr(module, "hf_config") else {}
+    changed = [f"{k} {saved[k]} -> {current[k]}" for k in sorted(set(saved) & set(current))
+               if saved[k] != current[k] and isinstance(saved[k], int | float | str)][:6]
+    first = (f"{differ[0]} is {tuple(theirs[differ[0]].shape)} there, {tuple(ours[differ[0]].shape)} here"
+             if differ else f"first missing: {(missing or extra)[0]}")
+    raise GenolmError(
+        f"{ckpt_path}: checkpoint of a different model shape ({len(differ)} tensors differ, "
+        f"{len(missing)} missing, {len(extra)} unexpected; {first}"
+        + (f"; config: {', '.join(changed)}" if changed else "")
+        + "); resume with the model config it was trained with")
+
+
+def with_sigterm_checkpoint(callbacks: list[Any]) -> list[Any]:
+    """``callbacks`` plus :class:`SaveOnSigterm` into the first ``ModelCheckpoint``'s folder (if any)."""
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    folder = next((c.dirpath for c in callbacks if isinstance(c, ModelCheckpoint) and c.dirpath), None)
+    return [*callbacks, SaveOnSigterm(folder)] if folder else list(callbacks)
