@@ -19,8 +19,7 @@ from genolm.errors import GenolmError
 from genolm.io import write_json_atomic, write_tsv_atomic
 from genolm.models.classifier import read_genolm_checkpoint, trainable_parameters
 from genolm.modules.classifier import SequenceClassifierModule
-from genolm.tracking import finish_loggers
-from genolm.trainer import build_trainer
+from genolm.trainer import build_trainer, job_scope
 from genolm.utils import instantiate_group, instantiate_loggers, to_floats
 
 log = logging.getLogger("genolm.finetune")
@@ -81,23 +80,21 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     log.info("finetune %s from %s: %s of %s parameters trainable (%s)", datamodule.name,
              cfg.model.init_from, f"{trainable:,}", f"{total:,}", cfg.model.mode)
     trainer = _trainer(cfg, with_logging=True, micro_batch=datamodule.batch_size)
-    metrics = None
-    try:
+    with job_scope(trainer) as final:
         trainer.fit(model, datamodule=datamodule)
         ckpt = next((c for c in trainer.callbacks if isinstance(c, ModelCheckpoint)), None)
         best = ckpt.best_model_path if ckpt is not None and ckpt.best_model_path else None
-        fitted = to_floats(trainer.callback_metrics)
-        fitted.update(to_floats(trainer.test(model, datamodule=datamodule, ckpt_path=best, verbose=False)[0]))
+        metrics = to_floats(trainer.callback_metrics)
+        tested = trainer.test(model, datamodule=datamodule, ckpt_path=best, verbose=False)[0]
+        metrics.update(to_floats(tested))
         gather_predictions(trainer, model)
         table = predictions_table(model, datamodule.records("test"))
-        metrics = fitted
         if trainer.is_global_zero:
             write_outputs(Path(cfg.paths.output_dir), metrics, table, "test", {
                 "task": datamodule.name, "init_from": str(cfg.model.init_from), "best_ckpt": best,
                 "mode": cfg.model.mode, "trainable_parameters": trainable, "epochs": trainer.current_epoch,
                 "global_step": trainer.global_step})
-    finally:
-        finish_loggers(trainer.loggers, metrics, trainer.is_global_zero)
+        final.update(metrics)
     return metrics, {"model": model, "datamodule": datamodule, "trainer": trainer,
                      "best_ckpt": best, "predictions": table}
 

@@ -15,8 +15,7 @@ from genolm.checkpoints import export_hf, load_causal_lm_module
 from genolm.io import write_json_atomic
 from genolm.models.mixtral import count_parameters
 from genolm.resume import check_same_shapes, resolve_ckpt_path, with_sigterm_checkpoint
-from genolm.tracking import finish_loggers
-from genolm.trainer import build_trainer
+from genolm.trainer import build_trainer, job_scope
 from genolm.utils import instantiate_group, instantiate_loggers, to_floats
 
 log = logging.getLogger("genolm.pretrain")
@@ -66,8 +65,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), out_dir, Path(cfg.paths.log_dir) / cfg.task_name)
     if ckpt_path:
         check_same_shapes(ckpt_path, model)
-    metrics = None
-    try:
+    with job_scope(trainer) as final:
         trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
         metrics = to_floats(trainer.callback_metrics)
         best, best_path = _best_module(trainer, model)
@@ -79,8 +77,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
                 "metrics": metrics, "best_ckpt": best_path, "global_step": trainer.global_step,
                 "resumed_from": ckpt_path, "parameters": count_parameters(model),
                 "data": datamodule.summary()})
-    finally:
-        finish_loggers(trainer.loggers, metrics, trainer.is_global_zero)
+        final.update(metrics)
     return metrics, objects
 
 

@@ -11,16 +11,18 @@
 * makes DDP/FSDP ranks of a Hydra **multirun** job run that one job in that job's folder.
   Lightning starts ranks 1.. by re-running ``sys.argv`` with ``hydra.run.dir=<run dir>``; in a
   multirun ``sys.argv`` holds ``-m`` and the sweep, so every extra rank would start the whole
-  sweep again in new folders. :func:`hydra_rank_command` passes the job's own overrides instead.
+  sweep again in new folders. :func:`hydra_rank_command` passes the job's own overrides instead,
+  and :func:`job_scope` leaves no process group or rank variables behind for the next job.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import lightning as L
@@ -33,9 +35,12 @@ from omegaconf import DictConfig, ListConfig
 
 from genolm.errors import GenolmError
 from genolm.resume import AtomicCheckpointIO
+from genolm.tracking import finish_loggers
 
 log = logging.getLogger("genolm.trainer")
 
+# variables Lightning's launcher sets in the launching process for its ranks
+_RANK_ENV = ("MASTER_ADDR", "MASTER_PORT", "NODE_RANK", "LOCAL_RANK", "WORLD_SIZE")
 # sys.argv options that choose the config and must reach the extra ranks too
 _CONFIG_FLAGS = ("-cp", "--config-path", "-cn", "--config-name", "-cd", "--config-dir")
 
@@ -126,6 +131,31 @@ def _use_job_command_for_ranks() -> None:
     from lightning.pytorch.strategies.launchers import subprocess_script
 
     subprocess_script._hydra_subprocess_cmd = hydra_rank_command
+
+
+@contextlib.contextmanager
+def job_scope(trainer: L.Trainer) -> Iterator[dict[str, float]]:
+    """Wrap one job's fit/test; yields a dict the caller fills with the job's final metrics.
+
+    On exit (also on errors and SIGTERM) the W&B runs get those metrics as their summary and are
+    finished, the process group is destroyed and the rank variables are restored. Without this
+    the next job of a multirun (same process) would reuse the finished job's W&B run and process
+    group, and Lightning would read the leftover ``LOCAL_RANK`` as "ranks are started externally"
+    and never start the new job's ranks.
+    """
+    saved = {name: os.environ.get(name) for name in _RANK_ENV}
+    final: dict[str, float] = {}
+    try:
+        yield final
+    finally:
+        finish_loggers(trainer.loggers, final, trainer.is_global_zero)
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def fsdp_strategy(wrap_layers: Sequence[str] = (), activation_checkpointing: bool = False,
