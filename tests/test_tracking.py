@@ -1,0 +1,86 @@
+"""W&B across a multirun (offline), mode fallback, SLURM launcher config, a real submitit sweep."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import pytest
+from conftest import compose_cfg, run_cli, tiny_overrides
+from omegaconf import OmegaConf
+from wandb_records import read_run
+
+from genolm.errors import GenolmError
+from genolm.tracking import wandb_mode
+
+
+def _sweep_overrides(root: Path, cache: Path) -> list[str]:
+    return [o for o in tiny_overrides(root, cache) if not o.startswith("paths.output_dir")] + [
+        f"paths.root_dir={root}", "trainer.max_steps=3", "trainer.limit_val_batches=2", "export_hf=false"]
+
+
+def _jobs(root: Path) -> list[Path]:
+    (sweep,) = (root / "logs" / "pretrain" / "multiruns").iterdir()
+    return sorted(p for p in sweep.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def test_wandb_multirun_gives_one_offline_run_per_job(tmp_path: Path, cache_dir: Path) -> None:
+    res = run_cli("genolm-pretrain", "-m", *_sweep_overrides(tmp_path, cache_dir), "logger=wandb",
+                  "tags=[ci,scale]", "model.optimizer.lr=2e-3,3e-3",
+                  env={"HOME": str(tmp_path), "WANDB_MODE": "offline", "OMP_NUM_THREADS": "1"})
+    assert res.returncode == 0, res.stderr[-3000:]
+    jobs = _jobs(tmp_path)
+    assert [j.name for j in jobs] == ["0", "1"]
+    runs = []
+    for job in jobs:
+        (run_file,) = (job / "wandb").glob("offline-run-*/run-*.wandb")
+        run = read_run(run_file)
+        metrics = json.loads((job / "metrics.json").read_text())["metrics"]
+        for key in ("val/loss", "val/ppl", "train/loss"):
+            assert run["summary"][key] == pytest.approx(metrics[key]), key
+        sweep = job.parent.name
+        assert run["group"] == f"pretrain-{sweep}" and run["job_type"] == "pretrain"
+        assert run["name"] == f"pretrain/{sweep}/{job.name}" and run["tags"] == ["ci", "scale"]
+        assert run["config"]["model"]["optimizer"]["lr"] == float(f"{2 + int(job.name)}e-3")
+        assert run["config"]["paths"]["output_dir"] == str(job)  # the resolved config
+        runs.append(run["id"])
+    assert len(set(runs)) == 2
+
+
+def test_wandb_mode_online_without_key_falls_back_to_offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                            caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    with caplog.at_level(logging.WARNING, logger="genolm.tracking"):
+        assert wandb_mode("online") == "offline"
+    assert "no API key is configured" in caplog.text
+    monkeypatch.setenv("WANDB_API_KEY", "x" * 40)
+    assert wandb_mode("online") == "online" and wandb_mode("auto") == "online"
+    with pytest.raises(GenolmError, match="W&B mode 'loud'"):
+        wandb_mode("loud")
+
+
+def test_slurm_launcher_config_composes() -> None:
+    cfg = compose_cfg("pretrain", ["hydra/launcher=slurm", "trainer=ddp", "trainer.devices=4",
+                                   "trainer.num_nodes=2", "hydra.launcher.partition=gpu",
+                                   "hydra.launcher.account=genomics", "hydra.launcher.timeout_min=600"],
+                      hydra=True)
+    launcher = OmegaConf.to_container(cfg.hydra.launcher, resolve=True)
+    assert launcher["_target_"] == "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher"
+    assert {k: launcher[k] for k in ("partition", "account", "nodes", "gpus_per_node", "tasks_per_node",
+                                     "timeout_min", "signal_delay_s")} == {
+        "partition": "gpu", "account": "genomics", "nodes": 2, "gpus_per_node": 4, "tasks_per_node": 4,
+        "timeout_min": 600, "signal_delay_s": 120}
+
+
+def test_submitit_local_runs_a_two_job_sweep(tmp_path: Path, cache_dir: Path) -> None:
+    res = run_cli("genolm-pretrain", "-m", "hydra/launcher=submitit_local",
+                  *_sweep_overrides(tmp_path, cache_dir), "logger=csv", "model.optimizer.lr=2e-3,3e-3", env={"OMP_NUM_THREADS": "1"})
+    assert res.returncode == 0, res.stderr[-3000:]
+    jobs = _jobs(tmp_path)
+    assert [j.name for j in jobs] == ["0", "1"]
+    for job in jobs:
+        assert json.loads((job / "metrics.json").read_text())["global_step"] == 3
+    assert len(list((jobs[0].parent / ".submitit").glob("*/*_result.pkl"))) == 2  # two submitit jobs
+    assert (jobs[0].parent / "summary.csv").is_file()
