@@ -76,7 +76,8 @@ def test_slurm_launcher_config_composes() -> None:
 
 def test_submitit_local_runs_a_two_job_sweep(tmp_path: Path, cache_dir: Path) -> None:
     res = run_cli("genolm-pretrain", "-m", "hydra/launcher=submitit_local",
-                  *_sweep_overrides(tmp_path, cache_dir), "logger=csv", "model.optimizer.lr=2e-3,3e-3", env={"OMP_NUM_THREADS": "1"})
+                  *_sweep_overrides(tmp_path, cache_dir), "logger=csv", "model.optimizer.lr=2e-3,3e-3",
+                  env={"OMP_NUM_THREADS": "1"})
     assert res.returncode == 0, res.stderr[-3000:]
     jobs = _jobs(tmp_path)
     assert [j.name for j in jobs] == ["0", "1"]
