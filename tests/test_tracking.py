@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 from conftest import compose_cfg, run_cli, tiny_overrides
 from omegaconf import OmegaConf
-from wandb_records import read_run
+from wandb_records import read_run, records
 
 from genolm.errors import GenolmError
+from genolm.pretrain import train
 from genolm.tracking import wandb_mode
 
 
@@ -85,3 +86,34 @@ def test_submitit_local_runs_a_two_job_sweep(tmp_path: Path, cache_dir: Path) ->
         assert json.loads((job / "metrics.json").read_text())["global_step"] == 3
     assert len(list((jobs[0].parent / ".submitit").glob("*/*_result.pkl"))) == 2  # two submitit jobs
     assert (jobs[0].parent / "summary.csv").is_file()
+
+
+def test_sbatch_example_overrides_compose() -> None:
+    text = (Path(__file__).resolve().parents[1] / "experiments" / "slurm" / "pretrain.sbatch").read_text()
+    assert "--signal=SIGUSR1@120" in text and "--requeue" in text
+    command = text[text.index("srun genolm-pretrain"):].replace("\\\n", " ").split()[2:]
+    env = {"${SLURM_NTASKS_PER_NODE}": "4", "${SLURM_JOB_NUM_NODES}": "2", "${SLURM_JOB_ID}": "77"}
+    overrides = []
+    for arg in command:
+        if arg.startswith("hydra.") or arg == '"$@"':
+            continue
+        for name, value in env.items():
+            arg = arg.replace(name, value)
+        overrides.append(arg.replace('"', ""))
+    cfg = compose_cfg("pretrain", overrides)
+    assert cfg.trainer.strategy == "ddp" and cfg.logger.wandb.id == "slurm-77"
+    from genolm.trainer import accumulation
+
+    assert accumulation(cfg.global_batch_size, cfg.data.batch_size, cfg.trainer.devices,
+                        cfg.trainer.num_nodes) == 2
+
+
+def test_wandb_checkpoint_artifacts_offline(tiny_cfg, tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    cfg = tiny_cfg("trainer.max_steps=2", "logger=wandb", "logger.wandb.log_model=true", "export_hf=false")
+    train(cfg)
+    (run_file,) = (Path(cfg.paths.output_dir) / "wandb").glob("offline-run-*/run-*.wandb")
+    artifacts = [r.artifact for r in records(run_file) if r.WhichOneof("record_type") == "artifact"]
+    assert artifacts and all(a.type == "model" for a in artifacts)
+    assert {m.path for a in artifacts for m in a.manifest.contents} == {"model.ckpt"}
