@@ -96,12 +96,16 @@ def wandb_logger(project: str = "genolm", entity: str | None = None, name: str |
                        mode=mode, **kwargs)
 
 
-def finish_loggers(loggers: Sequence[Any], metrics: dict[str, float] | None, is_global_zero: bool) -> None:
-    """Put the final ``metrics`` into each W&B run's summary and finish the run (rank 0)."""
+def finish_loggers(loggers: Sequence[Any], metrics: dict[str, float] | None, is_global_zero: bool,
+                   failed: bool = False) -> None:
+    """Put the final ``metrics`` into each W&B run's summary and finish the run (rank 0).
+
+    ``failed`` marks the run as failed (exit code 1), e.g. after an error or SIGTERM.
+    """
     for logger in loggers:
         if not isinstance(logger, WandbLogger) or not is_global_zero:
             continue
         run = logger.experiment
         if metrics:
             run.summary.update(metrics)
-        run.finish()
+        run.finish(exit_code=1 if failed else 0)

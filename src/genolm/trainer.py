@@ -148,7 +148,7 @@ def job_scope(trainer: L.Trainer) -> Iterator[dict[str, float]]:
     try:
         yield final
     finally:
-        finish_loggers(trainer.loggers, final, trainer.is_global_zero)
+        finish_loggers(trainer.loggers, final, trainer.is_global_zero, failed=sys.exc_info()[0] is not None)
         if torch.distributed.is_available() and torch.distributed.is_initialized():
             torch.distributed.destroy_process_group()
         for name, value in saved.items():
