@@ -163,3 +163,43 @@ def test_same_seed_same_metrics(tiny_cfg, tmp_path: Path) -> None:
     assert {k: v for k, v in first.items() if k not in timing} == \
         {k: v for k, v in again.items() if k not in timing}
     assert other["val/loss"] != first["val/loss"]
+
+
+def _children(pid: int) -> list[int]:
+    kids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            kids.append(int(stat.parent.name))
+    return kids
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds the submitit task through /proc")
+def test_submitit_preemption_saves_requeues_and_resumes_in_place(tmp_path: Path, cache_dir: Path) -> None:
+    """USR2 (submitit's timeout/preemption signal) -> stop at a batch, save, requeue, resume, finish."""
+    exe = Path(sys.executable).parent / "genolm-pretrain"
+    with open(tmp_path / "stderr.txt", "w") as err:
+        proc = subprocess.Popen(
+            [str(exe), "-m", "hydra/launcher=submitit_local", *_cli_overrides(tmp_path, cache_dir),
+             "trainer.max_steps=80", "seed=42"], stdout=subprocess.DEVNULL, stderr=err,
+            env={**os.environ, "HYDRA_FULL_ERROR": "0", "OMP_NUM_THREADS": "1"})
+    deadline = time.monotonic() + 300
+    while not (found := list(tmp_path.glob("logs/pretrain/multiruns/*/0/checkpoints/last.ckpt"))):
+        assert proc.poll() is None and time.monotonic() < deadline, \
+            (tmp_path / "stderr.txt").read_text()[-3000:]
+        time.sleep(0.02)
+    job = found[0].parents[1]
+    (controller,) = [int(p.name) for p in (job.parent / ".submitit").iterdir() if p.name.isdigit()]
+    (task,) = _children(controller)
+    os.kill(task, signal.SIGUSR2)
+    assert proc.wait(timeout=300) == 0, (tmp_path / "stderr.txt").read_text()[-3000:]
+
+    log = (job / "pretrain.log").read_text()
+    assert "stopping at the next batch" in log and "resuming in place from" in log
+    metrics = json.loads((job / "metrics.json").read_text())
+    assert metrics["resumed_from"] == str(job / "checkpoints" / "last.ckpt") and metrics["global_step"] == 80
+    reference, _ = train(_compose(tmp_path / "reference", cache_dir, "trainer.max_steps=80"))
+    assert metrics["metrics"]["val/loss"] == pytest.approx(reference["val/loss"], abs=1e-5)

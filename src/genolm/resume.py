@@ -5,7 +5,8 @@
   or the new ``last.ckpt``, never a truncated one. (Lightning's own writer buffers the checkpoint
   and moves an fsspec temp file from the system temp folder into place; across filesystems that
   move is a copy, which a kill can cut short.)
-* :class:`SaveOnSigterm` writes ``checkpoints/last.ckpt`` when Lightning stops on SIGTERM.
+* :class:`SaveOnSigterm` writes ``checkpoints/last.ckpt`` when Lightning stops on SIGTERM, and
+  under submitit turns its timeout/preemption signal into that same stop before requeueing.
 * :func:`resolve_ckpt_path` gives ``ckpt_path`` its meaning: ``null`` resumes in place only when
   this run's own folder already holds a checkpoint (a requeued SLURM job), ``last`` resumes from
   this folder's or else the newest ``checkpoints/last.ckpt`` of ``<log_dir>/<task_name>``, and a
@@ -16,12 +17,14 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 from pathlib import Path
 from typing import Any
 
 import torch
 from lightning.fabric.plugins import TorchCheckpointIO
 from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from genolm.errors import GenolmError
@@ -56,6 +59,13 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 class SaveOnSigterm(Callback):
     """On SIGTERM (which Lightning turns into ``SIGTERMException`` on every rank) save ``last.ckpt``.
 
+    Under submitit (``hydra/launcher=slurm`` or ``submitit_local``) the timeout/preemption signal
+    (USR2) would make submitit requeue the job and exit at once, mid-step, losing every step since
+    the last periodic checkpoint. This callback defers that: the signal only asks Lightning to stop
+    at the next batch boundary (the SIGTERM path, in step on every rank), ``last.ckpt`` is saved,
+    and then submitit's own handler requeues the job, which resumes from that checkpoint in the
+    same folder.
+
     Args:
         dirpath: checkpoint folder (the run's ``checkpoints/``).
         filename: file name of the checkpoint.
@@ -65,15 +75,43 @@ class SaveOnSigterm(Callback):
     def __init__(self, dirpath: str | Path, filename: str = "last.ckpt") -> None:
         self.path = Path(dirpath) / filename
         self.saved: Path | None = None
+        self._requeue: tuple[int, Any] | None = None  # (signal, submitit's handler)
+        self._pending: tuple[int, Any] | None = None  # a deferred (signal, frame)
+
+    def setup(self, trainer, pl_module, stage: str) -> None:
+        """Route submitit's preemption signal through Lightning's graceful stop."""
+        if stage != "fit" or "SUBMITIT_EXECUTOR" not in os.environ:
+            return
+        sig = getattr(signal, "SIG" + os.environ.get("SUBMITIT_PREEMPT_SIGNAL", "USR2"), None)
+        handler = signal.getsignal(sig) if sig is not None else None
+        if not callable(handler):
+            return
+        self._requeue = (sig, handler)
+
+        def stop_then_requeue(signum: int, frame: Any) -> None:
+            log.warning("signal %d (timeout or preemption): stopping at the next batch to save %s",
+                        signum, self.path)
+            self._pending = (signum, frame)
+            trainer._signal_connector.received_sigterm = True  # Lightning's own stop flag
+
+        signal.signal(sig, stop_then_requeue)
+
+    def teardown(self, trainer, pl_module, stage: str) -> None:
+        """Give submitit its handler back."""
+        if self._requeue is not None:
+            signal.signal(*self._requeue)
 
     def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
-        """Save the checkpoint (all ranks take part; rank 0 writes)."""
-        if isinstance(exception, SIGTERMException) and trainer.training:
-            trainer.save_checkpoint(self.path)
-            self.saved = self.path
-            if trainer.is_global_zero:
-                log.warning("SIGTERM at step %d: saved %s; resume with ckpt_path=%s",
-                            trainer.global_step, self.path, self.path)
+        """Save the checkpoint (all ranks take part; rank 0 writes), then requeue if deferred."""
+        if not isinstance(exception, SIGTERMException) or trainer.state.fn != TrainerFn.FITTING:
+            return
+        trainer.save_checkpoint(self.path)
+        self.saved = self.path
+        if trainer.is_global_zero:
+            log.warning("stopped at step %d: saved %s; resume with ckpt_path=%s",
+                        trainer.global_step, self.path, self.path)
+        if self._pending is not None and self._requeue is not None:
+            self._requeue[1](*self._pending)  # submitit: requeue (rank 0) and exit
 
 
 def _newest(paths: list[Path]) -> Path | None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import math
+import warnings
 from collections.abc import Iterator
 
 import torch
@@ -120,7 +121,7 @@ def loader_state(trainer, batch_size: int, seed: int) -> dict[str, int]:
     the training step; that is where Lightning resumes its batch counter, both for checkpoints
     written at batch end (periodic) and at validation end or on SIGTERM.
     """
-    if trainer is None or not trainer.training:
+    if trainer is None or trainer.state.fn != "fit":
         return {}
     processed = trainer.fit_loop.epoch_loop.batch_progress.current.processed
     return {"epoch": trainer.current_epoch, "consumed": processed * batch_size * trainer.world_size,
@@ -135,6 +136,9 @@ def check_resume_layout(state: dict[str, int], batch_size: int, trainer) -> None
     """
     if not state or trainer is None:
         return
+    # Lightning warns that a mid-epoch resume repeats data unless the DataLoader is stateful; the
+    # sampler position restored from ``state`` is what makes this resume exact
+    warnings.filterwarnings("ignore", message="You're resuming from a checkpoint that ended before the epoch")
     saved = state.get("batch_size", batch_size) * state.get("world_size", trainer.world_size)
     if saved != batch_size * trainer.world_size:
         log.warning("resuming with %d samples per micro-batch step across processes, the checkpoint used "
