@@ -203,3 +203,27 @@ def test_submitit_preemption_saves_requeues_and_resumes_in_place(tmp_path: Path,
     assert metrics["resumed_from"] == str(job / "checkpoints" / "last.ckpt") and metrics["global_step"] == 80
     reference, _ = train(_compose(tmp_path / "reference", cache_dir, "trainer.max_steps=80"))
     assert metrics["metrics"]["val/loss"] == pytest.approx(reference["val/loss"], abs=1e-5)
+
+
+def test_ddp_sigterm_then_resume_matches_uninterrupted_ddp(tmp_path: Path, cache_dir: Path) -> None:
+    """2 ranks: SIGTERM to rank 0 stops both at the same step and rank 0 saves; the resumed 2-rank
+    run ends exactly where an uninterrupted 2-rank run ends."""
+    ddp = ["trainer=ddp_cpu", "global_batch_size=32"]
+    proc = _start(tmp_path / "ddp", cache_dir, *ddp, "trainer.max_steps=100000")
+    last = _first_last_ckpt(tmp_path / "ddp", proc)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=120) == 143, (tmp_path / "ddp" / "stderr.txt").read_text()[-3000:]
+    saved = torch.load(last, weights_only=False)
+    assert saved["global_step"] < 40
+    assert saved["GenomeChunksDataModule"]["consumed"] == saved["global_step"] * 16 * 2
+    finals = []
+    for root, extra in ((tmp_path / "ddp", ["ckpt_path=last"]), (tmp_path / "reference", [])):
+        res = run_cli("genolm-pretrain", *_cli_overrides(root, cache_dir), *ddp, "trainer.max_steps=40",
+                      *extra, env={"OMP_NUM_THREADS": "1"})
+        assert res.returncode == 0, res.stderr[-3000:]
+        finals.append(json.loads((max((root / "logs" / "pretrain" / "runs").iterdir()) /
+                                  "metrics.json").read_text()))
+    resumed, reference = finals
+    assert resumed["resumed_from"] == str(last) and resumed["global_step"] == reference["global_step"] == 40
+    for key in ("val/loss", "train/loss"):
+        assert resumed["metrics"][key] == pytest.approx(reference["metrics"][key], abs=1e-5), key
