@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from pathlib import Path
 
 import pytest
@@ -117,3 +118,29 @@ def test_wandb_checkpoint_artifacts_offline(tiny_cfg, tmp_path: Path,
     artifacts = [r.artifact for r in records(run_file) if r.WhichOneof("record_type") == "artifact"]
     assert artifacts and all(a.type == "model" for a in artifacts)
     assert {m.path for a in artifacts for m in a.manifest.contents} == {"model.ckpt"}
+
+
+def test_slurm_launcher_params_make_a_valid_sbatch_script(tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """Build the sbatch script exactly as hydra-submitit-launcher would (nothing is submitted)."""
+    import submitit
+    from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
+
+    # submitit refuses to build a SLURM executor without `srun` on PATH; this stub is never run
+    (tmp_path / "srun").write_text("#!/bin/sh\nexit 1\n")
+    (tmp_path / "srun").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+    cfg = compose_cfg("pretrain", ["hydra/launcher=slurm", "trainer=ddp", "trainer.devices=4",
+                                   "trainer.num_nodes=2", "hydra.launcher.partition=gpu",
+                                   "hydra.launcher.account=genomics", f"hydra.sweep.dir={tmp_path}"],
+                      hydra=True)
+    params = OmegaConf.to_container(cfg.hydra.launcher, resolve=True)
+    params.pop("_target_")
+    executor = submitit.AutoExecutor(cluster="slurm", folder=params.pop("submitit_folder"),
+                                     slurm_max_num_timeout=params.pop("max_num_timeout"))
+    base = set(OmegaConf.structured(BaseQueueConf).keys())
+    executor.update_parameters(**{k if k in base else f"slurm_{k}": v for k, v in params.items()})
+    script = executor._executor._make_submission_file_text("python -m genolm", "uid")
+    for line in ("--partition=gpu", "--account=genomics", "--nodes=2", "--gpus-per-node=4",
+                 "--ntasks-per-node=4", "--time=240", "--signal=USR2@120", "--cpus-per-task=8"):
+        assert f"#SBATCH {line}\n" in script, line
