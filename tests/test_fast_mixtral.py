@@ -116,3 +116,17 @@ def test_module_fast_and_transformers_paths_give_the_same_step() -> None:
     assert losses[0][1] == losses[1][1]
     assert losses[0][0] == pytest.approx(losses[1][0], rel=1e-5)
     assert losses[0][2] == pytest.approx(losses[1][2], rel=1e-5)
+
+
+def test_bf16_mixed_training_with_clipping_and_both_paths(tiny_cfg) -> None:
+    """bf16 autocast + gradient clipping trains (fused AdamW would be refused by Lightning)."""
+    from genolm.pretrain import train
+
+    losses = {}
+    for fast in ("true", "false"):
+        metrics, objects = train(tiny_cfg("trainer.precision=bf16-mixed", "trainer.gradient_clip_val=1.0",
+                                          "trainer.max_steps=4", f"model.fast={fast}", "callbacks=none",
+                                          "export_hf=false"))
+        assert objects["trainer"].global_step == 4
+        losses[fast] = metrics["val/loss"]
+    assert losses["true"] == pytest.approx(losses["false"], rel=0.02)

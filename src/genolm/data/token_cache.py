@@ -54,7 +54,7 @@ def _encode_split(text: Path, tok: PreTrainedTokenizerFast, out: Path, dtype: np
 
 
 def build_token_cache(corpus_dir: str | Path, tok: PreTrainedTokenizerFast,
-                      cache_root: str | Path, batch: int = 8192) -> Path:
+                      cache_root: str | Path, batch: int = 1024) -> Path:
     """Tokenize a prepared corpus into memory-mapped files, or reuse a matching cache.
 
     Args:

@@ -19,9 +19,11 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
-from transformers import PreTrainedModel, PreTrainedTokenizerFast
+from transformers import MixtralForCausalLM, PreTrainedModel, PreTrainedTokenizerFast
 
 from genolm.errors import GenolmError
+from genolm.models.fast_mixtral import mixtral_hidden_states
+from genolm.models.fused_loss import IGNORE, token_log_probs
 
 POOLINGS = ("mean", "max", "last", "logits_max")
 SCORES = ("l2", "cosine", "llr")
@@ -62,9 +64,20 @@ def sequence_log_likelihood(logits: torch.Tensor, ids: torch.Tensor, mask: torch
 
 
 @torch.no_grad()
-def forward_batch(model: PreTrainedModel, ids: torch.Tensor, mask: torch.Tensor, pooling: str
-                  ) -> tuple[torch.Tensor, torch.Tensor]:
-    """One forward pass: ``(pooled embeddings, sequence log-likelihoods)``."""
+def forward_batch(model: PreTrainedModel, ids: torch.Tensor, mask: torch.Tensor, pooling: str,
+                  fast: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """One forward pass: ``(pooled embeddings, sequence log-likelihoods)``.
+
+    With ``fast`` and a Mixtral model, the trunk runs through
+    :func:`genolm.models.fast_mixtral.mixtral_hidden_states` and the likelihood through chunked
+    :func:`genolm.models.fused_loss.token_log_probs` (no full log-softmax); same numbers.
+    """
+    if fast and isinstance(model, MixtralForCausalLM) and pooling != "logits_max":
+        hidden, _ = mixtral_hidden_states(model, ids, mask, router_loss=False)
+        target = ids[:, 1:].masked_fill(mask[:, 1:] == 0, IGNORE)
+        logp = token_log_probs(hidden[:, :-1].reshape(-1, hidden.shape[-1]), model.lm_head.weight,
+                               target.reshape(-1)).view_as(target)
+        return pool(hidden.float(), hidden, mask, pooling), logp.double().sum(1)
     hidden = model.base_model(input_ids=ids, attention_mask=mask, use_cache=False).last_hidden_state
     logits = model.get_output_embeddings()(hidden).float()
     return pool(hidden.float(), logits, mask, pooling), sequence_log_likelihood(logits, ids, mask)
@@ -136,7 +149,7 @@ def score_pairs_one_by_one(model: PreTrainedModel, tokenizer: PreTrainedTokenize
     max_pos = int(getattr(model.config, "max_position_embeddings", 1 << 30))
     model = model.eval()
     for r, a in zip(ref, alt, strict=True):
-        (e_r, ll_r), (e_a, ll_a) = (forward_batch(model, *encode(tokenizer, [s], max_pos), pooling)
-                                    for s in (r, a))
+        (e_r, ll_r), (e_a, ll_a) = (forward_batch(model, *encode(tokenizer, [s], max_pos), pooling,
+                                                  fast=False) for s in (r, a))
         rows.append({"l2": float((e_r - e_a).norm()), "llr": float(ll_a - ll_r)})
     return pd.DataFrame(rows)

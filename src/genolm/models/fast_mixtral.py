@@ -29,6 +29,12 @@ from torch import nn
 SMALL_HEAD = 16
 
 
+def compute_dtype(x: torch.Tensor) -> torch.dtype:
+    """The dtype matmuls on ``x`` run in: autocast's if enabled on its device, else its own."""
+    kind = x.device.type
+    return torch.get_autocast_dtype(kind) if torch.is_autocast_enabled(kind) else x.dtype
+
+
 def rope_tables(net: nn.Module, length: int, device: torch.device, dtype: torch.dtype
                 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Cosine and sine tables ``[length, head_dim]`` of the model's rotary embedding (cached)."""
@@ -79,8 +85,77 @@ def attention(attn: nn.Module, x: torch.Tensor, cos: torch.Tensor, sin: torch.Te
     return attn.o_proj(out.transpose(1, 2).reshape(b, t, n_q * d))
 
 
-def experts(moe: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def _expert_loop(bank: nn.Module, picked: torch.Tensor, counts: list[int]) -> torch.Tensor:
+    """Autograd reference for any activation: one gate/up and one down matmul per expert."""
+    gate_up, down = bank.gate_up_proj.unbind(0), bank.down_proj.unbind(0)
+    pieces, start = [], 0
+    for expert, n in enumerate(counts):
+        if n:
+            g, u = F.linear(picked[start : start + n], gate_up[expert]).chunk(2, dim=-1)
+            pieces.append(F.linear(bank.act_fn(g) * u, down[expert]))
+        start += n
+    return torch.cat(pieces)
+
+
+def _segments(counts: list[int]):
+    start = 0
+    for expert, n in enumerate(counts):
+        if n:
+            yield expert, slice(start, start + n)
+        start += n
+
+
+class _SwiGLUExperts(torch.autograd.Function):
+    """SwiGLU experts over expert-sorted rows with hand-written backward.
+
+    Weight gradients are written straight into one ``[E, ...]`` buffer per bank, instead of
+    autograd stacking per-expert slices (which zero-fills and copies the whole bank each step).
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, gate_up: torch.Tensor, down: torch.Tensor, counts: list[int]):
+        dtype = compute_dtype(x)
+        ctx.in_dtype = x.dtype
+        x = x.to(dtype)
+        hidden = torch.empty(x.shape[0], gate_up.shape[1], dtype=dtype, device=x.device)
+        out = torch.empty(x.shape[0], down.shape[1], dtype=dtype, device=x.device)
+        for e, rows in _segments(counts):
+            gu = torch.mm(x[rows], gate_up[e].to(dtype).t(), out=hidden[rows])
+            g, u = gu.chunk(2, dim=-1)
+            torch.mm(F.silu(g) * u, down[e].to(dtype).t(), out=out[rows])
+        ctx.save_for_backward(x, hidden, gate_up, down)
+        ctx.counts = counts
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_out: torch.Tensor):
+        x, hidden, gate_up, down = ctx.saved_tensors
+        dtype = x.dtype
+        grad_out = grad_out.to(dtype)
+        grad_x = torch.empty_like(x)
+        grad_gu, grad_down = torch.empty_like(gate_up), torch.empty_like(down)
+        for e, n in enumerate(ctx.counts):
+            if not n:  # experts that saw no token get a zero gradient
+                grad_gu[e], grad_down[e] = 0, 0
+        for e, rows in _segments(ctx.counts):
+            g, u = hidden[rows].chunk(2, dim=-1)
+            act = F.silu(g)
+            go = grad_out[rows]
+            grad_down[e] = torch.mm(go.t(), act * u)
+            grad_a = torch.mm(go, down[e].to(dtype))
+            d_hidden = torch.empty_like(hidden[rows])
+            d_g, d_u = d_hidden.chunk(2, dim=-1)
+            torch.ops.aten.silu_backward(grad_a * u, g, grad_input=d_g)
+            torch.mul(grad_a, act, out=d_u)
+            grad_gu[e] = torch.mm(d_hidden.t(), x[rows])
+            torch.mm(d_hidden, gate_up[e].to(dtype), out=grad_x[rows])
+        return grad_x.to(ctx.in_dtype), grad_gu, grad_down, None
+
+
+def experts(moe: nn.Module, x: torch.Tensor, silu: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """Sparse mixture-of-experts of one ``MixtralSparseMoeBlock`` over tokens ``x`` ``[N, H]``.
+
+    ``silu`` (the config's ``hidden_act`` is SiLU) selects the hand-written SwiGLU kernel.
 
     Returns:
         ``(output [N, H], router_logits [N, E])``.
@@ -96,15 +171,12 @@ def experts(moe: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor
     rows = order // gate.top_k
     counts = torch.bincount(flat, minlength=bank.num_experts).tolist()
     picked = x[rows]
-    pieces, start = [], 0
-    for expert, n in enumerate(counts):
-        if n:
-            seg = picked[start : start + n]
-            g, u = F.linear(seg, bank.gate_up_proj[expert]).chunk(2, dim=-1)
-            pieces.append(F.linear(bank.act_fn(g) * u, bank.down_proj[expert]))
-        start += n
-    out = torch.cat(pieces) * weights.reshape(-1)[order, None].to(x.dtype)
-    return torch.zeros_like(x).index_add_(0, rows, out), logits
+    if silu:
+        out = _SwiGLUExperts.apply(picked, bank.gate_up_proj, bank.down_proj, counts)
+    else:
+        out = _expert_loop(bank, picked, counts)
+    out = out * weights.reshape(-1)[order, None].to(out.dtype)
+    return torch.zeros_like(x, dtype=out.dtype).index_add_(0, rows, out), logits
 
 
 def load_balancing_loss(router_logits: list[torch.Tensor], top_k: int,
@@ -151,15 +223,15 @@ def mixtral_hidden_states(net: nn.Module, input_ids: torch.Tensor,
         attention_mask = None
     trunk = net.model
     h = trunk.embed_tokens(input_ids)
-    cos, sin = rope_tables(net, input_ids.shape[1], h.device, torch.get_autocast_dtype(h.device.type)
-                           if torch.is_autocast_enabled(h.device.type) else h.dtype)
+    cos, sin = rope_tables(net, input_ids.shape[1], h.device, compute_dtype(h))
     mask = _padding_mask(attention_mask) if attention_mask is not None else None
     eps, all_logits = trunk.norm.variance_epsilon, []
+    silu = net.config.hidden_act in ("silu", "swish")
     for layer in trunk.layers:
         normed = F.rms_norm(h, (h.shape[-1],), layer.input_layernorm.weight, eps)
         h = h + attention(layer.self_attn, normed, cos, sin, mask)
         normed = F.rms_norm(h, (h.shape[-1],), layer.post_attention_layernorm.weight, eps)
-        moe_out, logits = experts(layer.mlp, normed.reshape(-1, h.shape[-1]))
+        moe_out, logits = experts(layer.mlp, normed.reshape(-1, h.shape[-1]), silu)
         h = h + moe_out.view_as(h)
         all_logits.append(logits)
     h = F.rms_norm(h, (h.shape[-1],), trunk.norm.weight, eps)

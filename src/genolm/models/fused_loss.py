@@ -17,7 +17,7 @@ IGNORE = -100
 
 def _chunk_nll(h: torch.Tensor, weight: torch.Tensor, target: torch.Tensor, need_grad: bool
                ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Summed NLL of one chunk and, if asked, ``softmax - onehot`` (zero on ignored rows)."""
+    """Per-row NLL of one chunk (0 on ignored rows) and, if asked, ``softmax - onehot``."""
     logits = torch.mm(h, weight.t()).float()
     valid = target != IGNORE
     safe = torch.where(valid, target, 0)
@@ -25,7 +25,7 @@ def _chunk_nll(h: torch.Tensor, weight: torch.Tensor, target: torch.Tensor, need
     top = logits.amax(dim=-1, keepdim=True)
     probs = logits.sub_(top).exp_()  # in place: one exp pass, no temporaries
     total = probs.sum(dim=-1)
-    nll = torch.where(valid, total.log() + top.squeeze(1) - picked, 0.0).sum()
+    nll = torch.where(valid, total.log() + top.squeeze(1) - picked, 0.0)
     if not need_grad:
         return nll, None
     grad = probs.mul_((valid / total)[:, None])
@@ -45,7 +45,7 @@ class _LinearCrossEntropy(torch.autograd.Function):
         for start in range(0, hidden.shape[0], chunk):
             h = hidden[start : start + chunk]
             nll, g = _chunk_nll(h, w, target[start : start + chunk], need)
-            total += nll
+            total += nll.sum()
             if g is None:
                 continue
             g = g.to(h.dtype)
@@ -87,3 +87,15 @@ def linear_cross_entropy(hidden: torch.Tensor, weight: torch.Tensor, target: tor
         with torch.autocast(hidden.device.type, enabled=False):
             return _LinearCrossEntropy.apply(hidden.to(dtype), weight, target, chunk)
     return _LinearCrossEntropy.apply(hidden, weight, target, chunk)
+
+
+@torch.no_grad()
+def token_log_probs(hidden: torch.Tensor, weight: torch.Tensor, target: torch.Tensor,
+                    chunk: int = 1024) -> torch.Tensor:
+    """``log p(target)`` per row of ``hidden @ weight.T`` (0 where ``target`` is -100), chunked."""
+    out = torch.empty(len(target), dtype=torch.float32, device=hidden.device)
+    w = weight.to(hidden.dtype)
+    for start in range(0, len(target), chunk):
+        nll, _ = _chunk_nll(hidden[start : start + chunk], w, target[start : start + chunk], False)
+        out[start : start + chunk] = -nll
+    return out

@@ -28,8 +28,11 @@ class GenolmModule(L.LightningModule):
 
     def configure_optimizers(self) -> dict[str, Any]:
         """AdamW on trainable parameters + warmup/decay over ``trainer.estimated_stepping_batches``."""
-        opt = adamw(self.net, **(self.hparams.optimizer or {}))
-        sched = warmup_decay(opt, int(self.trainer.estimated_stepping_batches),
+        trainer = self.trainer
+        # Lightning refuses gradient clipping with a fused optimizer under mixed precision
+        mixed_clip = "mixed" in str(trainer.precision) and bool(trainer.gradient_clip_val)
+        opt = adamw(self.net, **{"fused": not mixed_clip, **(self.hparams.optimizer or {})})
+        sched = warmup_decay(opt, int(trainer.estimated_stepping_batches),
                              **(self.hparams.scheduler or {}))
         return {"optimizer": opt, "lr_scheduler": sched}
 

@@ -10,14 +10,18 @@ from torch import nn
 
 
 def adamw(model: nn.Module, lr: float = 5e-4, weight_decay: float = 0.01,
-          betas: tuple[float, float] = (0.9, 0.95), eps: float = 1e-8) -> torch.optim.AdamW:
-    """AdamW that decays matrices only (no decay on norms, biases or 1-d parameters)."""
+          betas: tuple[float, float] = (0.9, 0.95), eps: float = 1e-8, fused: bool = True
+          ) -> torch.optim.AdamW:
+    """AdamW that decays matrices only (no decay on norms, biases or 1-d parameters).
+
+    ``fused`` uses one fused kernel per step on CPU and CUDA (else the multi-tensor path).
+    """
     params = [p for p in model.parameters() if p.requires_grad]
     groups = [{"params": [p for p in params if p.ndim >= 2], "weight_decay": weight_decay},
               {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}]
-    # one fused kernel per step on CPU and CUDA (torch >= 2.4) instead of a per-tensor loop
-    fused = all(p.device.type in ("cpu", "cuda") for p in params)
-    return torch.optim.AdamW(groups, lr=lr, betas=tuple(betas), eps=eps, fused=fused or None)
+    fused = fused and all(p.device.type in ("cpu", "cuda") for p in params)
+    return torch.optim.AdamW(groups, lr=lr, betas=tuple(betas), eps=eps, fused=fused or None,
+                             foreach=None if fused else True)
 
 
 def lr_lambda(step: int, total: int, warmup: int, decay: str, min_ratio: float) -> float:

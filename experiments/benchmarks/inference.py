@@ -1,0 +1,81 @@
+"""Benchmark worker: batched inference vs a per-sequence loop (the course's way), same model.
+
+- scoring: :func:`genolm.inference.scoring.score_variants` (batches of 128 pairs, fast Mixtral
+  trunk, chunked log-probabilities) vs :func:`score_pairs_one_by_one` (one transformers forward
+  per sequence), on the course's SNP pairs;
+- generation: :func:`genolm.inference.generation.generate_dna` batched with KV cache vs one
+  sequence at a time without cache;
+- optimization oracle: a finetuned classifier scoring batches of 512 vs one sequence per call.
+The LM is Mistral-DNA-v1-1M's trunk with its head re-initialised (same shapes and cost as a
+pretrained genolm 1M model). Usage: python experiments/benchmarks/inference.py DATA_DIR DEVICE
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+from common import emit
+from transformers import MixtralForCausalLM
+
+from genolm.data.labeled import read_labeled_csv
+from genolm.data.tokenizers import pretrained
+from genolm.design.oracle import classifier_oracle
+from genolm.finetune import load_classifier
+from genolm.inference.generation import generate_dna
+from genolm.inference.scoring import score_pairs_one_by_one, score_variants
+from genolm.inference.variants import read_fasta_pairs
+
+TF0 = "models/Mistral-DNA-v1-1M-hg38-finetuned-tf0"
+
+
+def timed(func, *args, **kwargs) -> float:
+    """Seconds one call takes."""
+    t0 = time.perf_counter()
+    func(*args, **kwargs)
+    return time.perf_counter() - t0
+
+
+def scoring(model, tok, data: Path, n: int, device: str) -> dict[str, float]:
+    """Pairs/s of both scorers on the first ``n`` exon pairs."""
+    pairs = read_fasta_pairs(data / "SNP/SNPexon_ref_201b.fasta.gz", data / "SNP/SNPexon_alt_201b.fasta.gz",
+                             "exon", limit=n)
+    ref, alt = pairs["ref"].tolist(), pairs["alt"].tolist()
+    loop = timed(score_pairs_one_by_one, model.to(device), tok, ref, alt)
+    batched = timed(score_variants, model, tok, ref, alt, batch_size=128, device=device, progress=False)
+    return {"unit": "pairs/s", "loop": n / loop, "batched": n / batched}
+
+
+def generation(model, tok, n: int, length: int, device: str) -> dict[str, float]:
+    """Bases/s sampling ``n`` sequences of ``length`` bases both ways."""
+    loop = sum(timed(generate_dna, model, tok, 1, length, seed=i, batch_size=1, device=device,
+                     progress=False, use_cache=False) for i in range(n))
+    batched = timed(generate_dna, model, tok, n, length, seed=0, batch_size=n, device=device, progress=False)
+    return {"unit": "bases/s", "loop": n * length / loop, "batched": n * length / batched}
+
+
+def oracle(data: Path, n: int, device: str) -> dict[str, float]:
+    """Sequences/s of the tf0 classifier oracle, one per call vs batches of 512."""
+    score = classifier_oracle(load_classifier(data / TF0), device=device)
+    seqs = (read_labeled_csv(data / "GUE/tf/0/test.csv")["sequence"].tolist() * 4)[: n * 10]
+    loop = sum(timed(score, [s]) for s in seqs[:n])
+    batched = sum(timed(score, seqs[lo : lo + 512]) for lo in range(0, len(seqs), 512))
+    return {"unit": "sequences/s", "loop": n / loop, "batched": len(seqs) / batched}
+
+
+def main() -> None:
+    """Time the three entrypoints' inner loops and print the RESULT line."""
+    data, device = Path(sys.argv[1]), sys.argv[2]
+    model = MixtralForCausalLM.from_pretrained(data / TF0).eval()
+    tok = pretrained(data / TF0)
+    tasks = {"scoring": scoring(model, tok, data, 300, device),
+             "generation": generation(model, tok, 16, 200, device),
+             "optimization oracle": oracle(data, 200, device)}
+    for row in tasks.values():
+        row["ratio"] = row["batched"] / row["loop"]
+    emit({"path": "inference", "device": device, "tasks": tasks})
+
+
+if __name__ == "__main__":
+    main()

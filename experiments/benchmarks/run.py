@@ -1,0 +1,111 @@
+"""``make bench``: genolm vs the course's Hugging Face recipe, data memory, inference, profile.
+
+Usage: python experiments/benchmarks/run.py [--mode cpu|gpu] [--models mistral_dna_1m,course_105m]
+       [--chunks 1024] [--steps 4] [--warmup 1] [--out experiments/benchmarks]
+Each measurement runs in its own process (peak memory per measurement); the driver appends one
+dated section to OUT/RESULTS.md and writes the raw numbers to OUT/results/<stamp>-<mode>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from common import PEAK_BF16_FLOPS, machine
+
+HERE = Path(__file__).resolve().parent
+
+
+def worker(script: str, *args: object) -> dict:
+    """Run one worker; return its RESULT line as a dict (raise with its stderr tail on failure)."""
+    cmd = [sys.executable, str(HERE / script), *map(str, args)]
+    print("bench:", " ".join(cmd[1:]), flush=True)
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
+    if proc.returncode or not lines:
+        raise SystemExit(f"bench: {script} failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
+    return json.loads(lines[-1][len("RESULT "):])
+
+
+def mfu(row: dict, info: dict) -> str:
+    """Model FLOPs utilisation on a known GPU, else empty."""
+    peak = next((v for k, v in PEAK_BF16_FLOPS.items() if k in info.get("gpu", "")), None)
+    return f"{100 * row['tokens_per_s'] * row['flops_per_token'] / peak:.2f}%" if peak else ""
+
+
+def training_table(rows: list[dict], info: dict) -> list[str]:
+    """Markdown rows: one per (model, path, precision), speed-up against the course row."""
+    out = ["| model | path | precision | global batch | non-pad tokens/s | s/step | peak RSS (MB) | "
+           "peak GPU (MB) | MFU | vs course |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for row in rows:
+        course = next(r for r in rows if r["model"] == row["model"] and r["path"] == "course")
+        out.append(f"| {row['model']} | {row['path']} | {row['precision']} | {row['batch']} | "
+                   f"{row['tokens_per_s']:,.0f} | {row['s_per_step']:.2f} | {row['peak_rss_mb']:,.0f} | "
+                   f"{row.get('peak_gpu_mb', '')} | {mfu(row, info)} | "
+                   f"{row['tokens_per_s'] / course['tokens_per_s']:.2f}x |")
+    return out
+
+
+def other_tables(data: list[dict], inference: dict) -> list[str]:
+    """Markdown for the data-memory and inference measurements."""
+    out = ["", "Data side (corpus preparation, token cache, one epoch of packed batches), peak RSS above "
+           "the process's RSS before the data work:", "",
+           "| corpus | FASTA (MB gz) | train chunks | prepare (s) | epoch (s) | peak while preparing (MB) | "
+           "peak incl. epoch (MB) |", "|---|---|---|---|---|---|---|"]
+    for d in data:
+        out.append(f"| default x{d['repeat']} | {d['fasta_mb']} | {d['train_chunks']:,} | {d['prepare_s']} | "
+                   f"{d['epoch_s']} | {d['prepare_peak_mb']} | {d['data_peak_mb']} |")
+    out += ["", "Inference, batched vs one sequence at a time (same model, same machine):", "",
+            "| entrypoint | unit | per-sequence loop | batched | ratio |", "|---|---|---|---|---|"]
+    for name, t in inference["tasks"].items():
+        out.append(f"| {name} | {t['unit']} | {t['loop']:,.0f} | {t['batched']:,.0f} | {t['ratio']:.1f}x |")
+    return out
+
+
+def main() -> None:
+    """Run every measurement, then write RESULTS.md and the JSON."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--mode", choices=("cpu", "gpu"), default="cpu")
+    parser.add_argument("--models", default="mistral_dna_1m,course_105m")
+    parser.add_argument("--chunks", type=int, default=1024)
+    parser.add_argument("--steps", type=int, default=4)
+    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--precisions", default=None, help="genolm precisions (default: cpu 32-true,"
+                        "bf16-mixed; gpu bf16-mixed)")
+    parser.add_argument("--data-dir", default="data")
+    parser.add_argument("--out", default=str(HERE))
+    args = parser.parse_args()
+    device = "cuda" if args.mode == "gpu" else "cpu"
+    precisions = (args.precisions or ("bf16-mixed" if device == "cuda" else "32-true,bf16-mixed")).split(",")
+    t0, info, rows = time.time(), machine(), []
+    for model in args.models.split(","):
+        rows.append(worker("course_recipe.py", model, args.chunks, args.steps, args.warmup, device))
+        rows += [worker("genolm_path.py", model, args.chunks, args.steps, args.warmup, device, p)
+                 for p in precisions]
+    work = Path(args.out) / "results" / "work"
+    data = [worker("data_memory.py", args.data_dir, r, work) for r in (1, 10)]
+    inference = worker("inference.py", args.data_dir, device)
+    worker("profile_hot_path.py", args.models.split(",")[0], 256, Path(args.out) / f"profile_{args.mode}.md")
+    stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    lines = ["", f"## {stamp}: {args.mode}, {info.get('gpu', info['cpu'])} ({info['cores']} cores)", "",
+             f"torch {info['torch']}, transformers {info['transformers']}, lightning {info['lightning']}, "
+             f"python {info['python']}; {args.steps} timed steps after {args.warmup} warm-up step(s); "
+             f"whole run {time.time() - t0:.0f} s.", "", *training_table(rows, info),
+             *other_tables(data, inference), "", f"Hot-path profile: profile_{args.mode}.md", ""]
+    results = Path(args.out) / "RESULTS.md"
+    if not results.exists():
+        results.write_text("# Benchmarks (`make bench`)\n\nWhat is measured: see README.md here.\n")
+    with results.open("a") as fh:
+        fh.write("\n".join(lines))
+    raw = Path(args.out) / "results" / f"{time.strftime('%Y%m%d-%H%M%S')}-{args.mode}.json"
+    raw.write_text(json.dumps({"machine": info, "training": rows, "data": data, "inference": inference},
+                              indent=2) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
