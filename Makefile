@@ -12,7 +12,7 @@ DATA_MODE ?= link
 export HF_HUB_OFFLINE ?= 1
 export WANDB_MODE ?= offline
 
-.PHONY: install data demo test test-slow lint clean gue zeroshot generation design
+.PHONY: install data demo test test-slow lint clean gue zeroshot generation design bench
 
 $(BIN)/.installed: pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -48,7 +48,7 @@ test-slow: install data
 	$(BIN)/pytest -m slow
 
 lint: install
-	$(BIN)/ruff check src tests
+	$(BIN)/ruff check src tests experiments
 
 clean:
 	rm -rf .cache logs .pytest_cache
@@ -85,3 +85,11 @@ generation: install data
 # Design experiment: 100 tf/0 test negatives, shipped tf0 oracle, each algorithm at 10 edits.
 design: install data
 	$(BIN)/python experiments/design/run.py experiments/design
+
+# Performance benchmark: the course's HF Trainer recipe vs genolm-pretrain on the same hg38 chunks,
+# tokenizer, Mixtral configs and global batch; data-side memory (1x, 10x corpus); batched vs
+# per-sequence inference; hot-path profile. Appends to experiments/benchmarks/RESULTS.md.
+# On a GPU machine: make bench BENCH_ARGS='--mode gpu'
+BENCH_ARGS ?=
+bench: install data
+	$(BIN)/python experiments/benchmarks/run.py $(BENCH_ARGS)
