@@ -184,7 +184,7 @@ def test_submitit_preemption_saves_requeues_and_resumes_in_place(tmp_path: Path,
     with open(tmp_path / "stderr.txt", "w") as err:
         proc = subprocess.Popen(
             [str(exe), "-m", "hydra/launcher=submitit_local", *_cli_overrides(tmp_path, cache_dir),
-             "trainer.max_steps=80", "seed=42"], stdout=subprocess.DEVNULL, stderr=err,
+             "trainer.max_steps=150", "seed=42"], stdout=subprocess.DEVNULL, stderr=err,
             env={**os.environ, "HYDRA_FULL_ERROR": "0", "OMP_NUM_THREADS": "1"})
     deadline = time.monotonic() + 300
     while not (found := list(tmp_path.glob("logs/pretrain/multiruns/*/0/checkpoints/last.ckpt"))):
@@ -200,8 +200,8 @@ def test_submitit_preemption_saves_requeues_and_resumes_in_place(tmp_path: Path,
     log = (job / "pretrain.log").read_text()
     assert "stopping at the next batch" in log and "resuming in place from" in log
     metrics = json.loads((job / "metrics.json").read_text())
-    assert metrics["resumed_from"] == str(job / "checkpoints" / "last.ckpt") and metrics["global_step"] == 80
-    reference, _ = train(_compose(tmp_path / "reference", cache_dir, "trainer.max_steps=80"))
+    assert metrics["resumed_from"] == str(job / "checkpoints" / "last.ckpt") and metrics["global_step"] == 150
+    reference, _ = train(_compose(tmp_path / "reference", cache_dir, "trainer.max_steps=150"))
     assert metrics["metrics"]["val/loss"] == pytest.approx(reference["val/loss"], abs=1e-5)
 
 

@@ -54,6 +54,7 @@ def test_wandb_mode_online_without_key_falls_back_to_offline(tmp_path: Path, mon
                                                             caplog: pytest.LogCaptureFixture) -> None:
     monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("WANDB_MODE", "offline")  # restored afterwards: wandb_mode() exports its choice
     with caplog.at_level(logging.WARNING, logger="genolm.tracking"):
         assert wandb_mode("online") == "offline"
     assert "no API key is configured" in caplog.text
