@@ -227,3 +227,37 @@ def test_ddp_sigterm_then_resume_matches_uninterrupted_ddp(tmp_path: Path, cache
     assert resumed["resumed_from"] == str(last) and resumed["global_step"] == reference["global_step"] == 40
     for key in ("val/loss", "train/loss"):
         assert resumed["metrics"][key] == pytest.approx(reference["metrics"][key], abs=1e-5), key
+
+
+def test_slurm_sigusr1_saves_requeues_and_the_rerun_resumes_in_place(tmp_path: Path, cache_dir: Path) -> None:
+    """The sbatch flow outside a cluster: SLURM variables, a stub `scontrol` that records its call."""
+    stub = tmp_path / "bin"
+    stub.mkdir()
+    (stub / "scontrol").write_text(f'#!/bin/sh\necho "$@" >> {tmp_path}/scontrol.txt\n')
+    (stub / "scontrol").chmod(0o755)
+    slurm = {"SLURM_JOB_ID": "4242", "SLURM_JOB_NAME": "genolm", "SLURM_NTASKS": "1", "SLURM_PROCID": "0",
+             "SLURM_LOCALID": "0", "SLURM_NODEID": "0", "SLURM_NTASKS_PER_NODE": "1", "SLURM_NNODES": "1",
+             "SLURM_NODELIST": "localhost", "PATH": f"{stub}:{os.environ['PATH']}", "OMP_NUM_THREADS": "1"}
+    run_dir = tmp_path / "logs" / "pretrain" / "slurm" / "4242"
+    args = [*_cli_overrides(tmp_path, cache_dir), "trainer.max_steps=150", f"hydra.run.dir={run_dir}"]
+    exe = Path(sys.executable).parent / "genolm-pretrain"
+    with open(tmp_path / "stderr.txt", "w") as err:
+        proc = subprocess.Popen([str(exe), *args], stdout=subprocess.DEVNULL, stderr=err,
+                                env={**os.environ, "HYDRA_FULL_ERROR": "0", **slurm})
+    last = run_dir / "checkpoints" / "last.ckpt"
+    deadline = time.monotonic() + 300
+    while not last.is_file():
+        assert proc.poll() is None and time.monotonic() < deadline, \
+            (tmp_path / "stderr.txt").read_text()[-3000:]
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGUSR1)
+    assert proc.wait(timeout=120) == 143, (tmp_path / "stderr.txt").read_text()[-3000:]
+    assert (tmp_path / "scontrol.txt").read_text().split() == ["requeue", "4242"]
+    assert 5 <= torch.load(last, weights_only=False)["global_step"] < 150
+
+    res = run_cli("genolm-pretrain", *args, env=slurm)  # the requeued job: same id, same folder
+    assert res.returncode == 0, res.stderr[-3000:]
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["resumed_from"] == str(last) and metrics["global_step"] == 150
+    reference, _ = train(_compose(tmp_path / "reference", cache_dir, "trainer.max_steps=150"))
+    assert metrics["metrics"]["val/loss"] == pytest.approx(reference["val/loss"], abs=1e-5)

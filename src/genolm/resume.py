@@ -5,8 +5,9 @@
   or the new ``last.ckpt``, never a truncated one. (Lightning's own writer buffers the checkpoint
   and moves an fsspec temp file from the system temp folder into place; across filesystems that
   move is a copy, which a kill can cut short.)
-* :class:`SaveOnSigterm` writes ``checkpoints/last.ckpt`` when Lightning stops on SIGTERM, and
-  under submitit turns its timeout/preemption signal into that same stop before requeueing.
+* :class:`SaveOnSigterm` writes ``checkpoints/last.ckpt`` when Lightning stops on SIGTERM, and on
+  SLURM (submitit or sbatch) turns the timeout/preemption signal into that same stop before
+  requeueing the job.
 * :func:`resolve_ckpt_path` gives ``ckpt_path`` its meaning: ``null`` resumes in place only when
   this run's own folder already holds a checkpoint (a requeued SLURM job), ``last`` resumes from
   this folder's or else the newest ``checkpoints/last.ckpt`` of ``<log_dir>/<task_name>``, and a
@@ -18,6 +19,8 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import subprocess
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -56,15 +59,45 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             os.close(fd)
 
 
+def slurm_requeue(signum: int, frame: Any) -> None:
+    """Requeue this SLURM job (``scontrol requeue``; global rank 0 only)."""
+    if os.environ.get("SLURM_PROCID", "0") != "0":
+        return
+    job = os.environ["SLURM_JOB_ID"]
+    if os.environ.get("SLURM_ARRAY_JOB_ID") and os.environ.get("SLURM_ARRAY_TASK_ID"):
+        job = f"{os.environ['SLURM_ARRAY_JOB_ID']}_{os.environ['SLURM_ARRAY_TASK_ID']}"
+    code = subprocess.call(["scontrol", "requeue", job])
+    log.warning("scontrol requeue %s: %s", job, "done" if code == 0 else f"failed ({code})")
+
+
+def preemption_handler() -> tuple[int, Callable[[int, Any], None]] | None:
+    """``(signal, requeue action)`` of this job's timeout/preemption signal, if it has one.
+
+    submitit jobs (``hydra/launcher=slurm``, ``submitit_local``): its signal (USR2) and its own
+    handler, which requeues and exits. Other SLURM jobs (``srun`` in an sbatch script with
+    ``--signal=SIGUSR1@<s> --requeue``, as ``experiments/slurm/pretrain.sbatch``): SIGUSR1 and
+    ``scontrol requeue``.
+    """
+    if "SUBMITIT_EXECUTOR" in os.environ:
+        sig = getattr(signal, "SIG" + os.environ.get("SUBMITIT_PREEMPT_SIGNAL", "USR2"), None)
+        handler = signal.getsignal(sig) if sig is not None else None
+        return (sig, handler) if callable(handler) else None
+    from lightning.pytorch.plugins.environments import SLURMEnvironment
+
+    if SLURMEnvironment.detect() and os.environ.get("SLURM_JOB_ID"):
+        return signal.SIGUSR1, slurm_requeue
+    return None
+
+
 class SaveOnSigterm(Callback):
     """On SIGTERM (which Lightning turns into ``SIGTERMException`` on every rank) save ``last.ckpt``.
 
-    Under submitit (``hydra/launcher=slurm`` or ``submitit_local``) the timeout/preemption signal
-    (USR2) would make submitit requeue the job and exit at once, mid-step, losing every step since
-    the last periodic checkpoint. This callback defers that: the signal only asks Lightning to stop
-    at the next batch boundary (the SIGTERM path, in step on every rank), ``last.ckpt`` is saved,
-    and then submitit's own handler requeues the job, which resumes from that checkpoint in the
-    same folder.
+    On SLURM the timeout/preemption signal (see :func:`preemption_handler`) gets the same graceful
+    path: it only asks Lightning to stop at the next batch boundary (in step on every rank),
+    ``last.ckpt`` is saved, and then the job is requeued; the requeued job resumes from that
+    checkpoint in the same folder with the same data order. (Left alone, submitit would requeue
+    and exit mid-step, and Lightning's own SLURM handler would checkpoint mid-step from inside the
+    signal handler.)
 
     Args:
         dirpath: checkpoint folder (the run's ``checkpoints/``).
@@ -75,18 +108,17 @@ class SaveOnSigterm(Callback):
     def __init__(self, dirpath: str | Path, filename: str = "last.ckpt") -> None:
         self.path = Path(dirpath) / filename
         self.saved: Path | None = None
-        self._requeue: tuple[int, Any] | None = None  # (signal, submitit's handler)
+        self._requeue: Callable[[int, Any], None] | None = None
+        self._previous: tuple[int, Any] | None = None  # (signal, handler before ours)
         self._pending: tuple[int, Any] | None = None  # a deferred (signal, frame)
 
     def setup(self, trainer, pl_module, stage: str) -> None:
-        """Route submitit's preemption signal through Lightning's graceful stop."""
-        if stage != "fit" or "SUBMITIT_EXECUTOR" not in os.environ:
+        """Route the job's preemption signal through Lightning's graceful stop."""
+        found = preemption_handler() if stage == "fit" else None
+        if found is None:
             return
-        sig = getattr(signal, "SIG" + os.environ.get("SUBMITIT_PREEMPT_SIGNAL", "USR2"), None)
-        handler = signal.getsignal(sig) if sig is not None else None
-        if not callable(handler):
-            return
-        self._requeue = (sig, handler)
+        sig, self._requeue = found
+        self._previous = (sig, signal.getsignal(sig))
 
         def stop_then_requeue(signum: int, frame: Any) -> None:
             log.warning("signal %d (timeout or preemption): stopping at the next batch to save %s",
@@ -97,9 +129,9 @@ class SaveOnSigterm(Callback):
         signal.signal(sig, stop_then_requeue)
 
     def teardown(self, trainer, pl_module, stage: str) -> None:
-        """Give submitit its handler back."""
-        if self._requeue is not None:
-            signal.signal(*self._requeue)
+        """Put the previous handler back."""
+        if self._previous is not None:
+            signal.signal(*self._previous)
 
     def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
         """Save the checkpoint (all ranks take part; rank 0 writes), then requeue if deferred."""
@@ -111,7 +143,7 @@ class SaveOnSigterm(Callback):
             log.warning("stopped at step %d: saved %s; resume with ckpt_path=%s",
                         trainer.global_step, self.path, self.path)
         if self._pending is not None and self._requeue is not None:
-            self._requeue[1](*self._pending)  # submitit: requeue (rank 0) and exit
+            self._requeue(*self._pending)  # requeue (rank 0); submitit's handler also exits
 
 
 def _newest(paths: list[Path]) -> Path | None:

@@ -7,7 +7,8 @@
 * turns ``global_batch_size`` into ``accumulate_grad_batches`` =
   global batch / (micro batch x devices x nodes), or says why it cannot;
 * writes checkpoints atomically (:class:`~genolm.resume.AtomicCheckpointIO`) and, inside a SLURM
-  allocation, uses Lightning's ``SLURMEnvironment`` with auto-requeue on SIGUSR1;
+  allocation, uses Lightning's ``SLURMEnvironment`` for the ranks (requeue on the preemption
+  signal is :class:`~genolm.resume.SaveOnSigterm`'s);
 * makes DDP/FSDP ranks of a Hydra **multirun** job run that one job in that job's folder.
   Lightning starts ranks 1.. by re-running ``sys.argv`` with ``hydra.run.dir=<run dir>``; in a
   multirun ``sys.argv`` holds ``-m`` and the sweep, so every extra rank would start the whole
@@ -20,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import signal
 import sys
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -191,7 +191,9 @@ def build_trainer(cfg: DictConfig, callbacks: Sequence[Any] = (), loggers: Seque
     check_devices(str(cfg.trainer.get("accelerator", "auto")), cfg.trainer.get("devices", "auto"))
     plugins: list[Any] = [AtomicCheckpointIO()]
     if SLURMEnvironment.detect():
-        plugins.append(SLURMEnvironment(auto_requeue=True, requeue_signal=signal.SIGUSR1))
+        # ranks from SLURM; requeue on SIGUSR1 is genolm's (SaveOnSigterm: stop at a batch, save,
+        # scontrol requeue) instead of Lightning's checkpoint from inside the signal handler
+        plugins.append(SLURMEnvironment(auto_requeue=False))
     try:
         trainer = instantiate(cfg.trainer, callbacks=list(callbacks), logger=list(loggers) or False,
                               plugins=plugins)
