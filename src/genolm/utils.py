@@ -43,7 +43,7 @@ def to_floats(metrics: dict[str, Any]) -> dict[str, float]:
 def report_errors(func: Callable[[DictConfig], Any]) -> Callable[[DictConfig], Any]:
     """Turn a :class:`GenolmError` into one ``genolm: error: ...`` line and exit status 1.
 
-    A run stopped by SIGTERM (its checkpoint already saved) exits with status 143 (128 + 15).
+    A run stopped by SIGTERM exits with status 143 (128 + 15), after pretraining saved ``last.ckpt``.
     """
 
     @functools.wraps(func)
@@ -58,7 +58,8 @@ def report_errors(func: Callable[[DictConfig], Any]) -> Callable[[DictConfig], A
             print(f"genolm: error: {err}", file=sys.stderr)
             sys.exit(1)
         except SIGTERMException:
-            print("genolm: stopped by SIGTERM; resume with ckpt_path=last (see README)", file=sys.stderr)
+            # pretraining has saved checkpoints/last.ckpt by now and logged how to resume
+            print("genolm: stopped by SIGTERM", file=sys.stderr)
             sys.exit(143)
 
     return wrapper
