@@ -69,8 +69,8 @@ def main() -> None:
     data, device = Path(sys.argv[1]), sys.argv[2]
     model = MixtralForCausalLM.from_pretrained(data / TF0).eval()
     tok = pretrained(data / TF0)
-    tasks = {"scoring": scoring(model, tok, data, 300, device),
-             "generation": generation(model, tok, 16, 200, device),
+    tasks = {"scoring": scoring(model, tok, data, 512, device),
+             "generation": generation(model, tok, 32, 200, device),
              "optimization oracle": oracle(data, 200, device)}
     for row in tasks.values():
         row["ratio"] = row["batched"] / row["loop"]

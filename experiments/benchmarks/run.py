@@ -91,7 +91,10 @@ def main() -> None:
     inference = worker("inference.py", args.data_dir, device)
     worker("profile_hot_path.py", args.models.split(",")[0], 256, Path(args.out) / f"profile_{args.mode}.md")
     stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    lines = ["", f"## {stamp}: {args.mode}, {info.get('gpu', info['cpu'])} ({info['cores']} cores)", "",
+    commit = subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True, text=True,
+                            cwd=HERE).stdout.strip() or "unknown"
+    lines = ["", f"## {stamp}: {args.mode}, {info.get('gpu', info['cpu'])} ({info['cores']} cores), "
+             f"code {commit}", "",
              f"torch {info['torch']}, transformers {info['transformers']}, lightning {info['lightning']}, "
              f"python {info['python']}; {args.steps} timed steps after {args.warmup} warm-up step(s); "
              f"whole run {time.time() - t0:.0f} s.", "", *training_table(rows, info),

@@ -3,7 +3,8 @@
 The usual path materialises ``tokens x vocab`` logits, then a log-softmax of the same size, then
 their gradients. :func:`linear_cross_entropy` instead computes, chunk by chunk, the logits, the
 summed negative log-likelihood and, when gradients are needed, the gradients for the hidden
-states and the head weight right away (softmax minus one-hot, two matmuls). Backward then only
+states and the head weight right away (softmax minus one-hot, two matmuls, the softmax's row
+normalisation applied to the small matmul results rather than the vocabulary-wide). Backward only
 scales those by the incoming gradient. Same matmul count as the usual path, a fraction of the
 memory traffic, and peak memory bounded by one chunk.
 """
@@ -15,44 +16,46 @@ import torch
 IGNORE = -100
 
 
-def _chunk_nll(h: torch.Tensor, weight: torch.Tensor, target: torch.Tensor, need_grad: bool
-               ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Per-row NLL of one chunk (0 on ignored rows) and, if asked, ``softmax - onehot``."""
+def _chunk_nll(h: torch.Tensor, weight: torch.Tensor, target: torch.Tensor
+               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One chunk: per-row NLL (0 on ignored rows), ``exp(logits - max)``, row scales, safe targets.
+
+    The softmax is ``exp / row sum``; its normalisation (and the ignore mask) is returned as a
+    per-row ``scale`` so callers apply it to ``[rows, H]`` matmul results instead of making
+    another pass over ``[rows, V]``.
+    """
     logits = torch.mm(h, weight.t()).float()
     valid = target != IGNORE
     safe = torch.where(valid, target, 0)
     picked = logits.gather(1, safe[:, None]).squeeze(1)
     top = logits.amax(dim=-1, keepdim=True)
-    probs = logits.sub_(top).exp_()  # in place: one exp pass, no temporaries
-    total = probs.sum(dim=-1)
+    expd = logits.sub_(top).exp_()  # in place: one exp pass, no temporaries
+    total = expd.sum(dim=-1)
     nll = torch.where(valid, total.log() + top.squeeze(1) - picked, 0.0)
-    if not need_grad:
-        return nll, None
-    grad = probs.mul_((valid / total)[:, None])
-    grad[torch.arange(len(safe), device=grad.device), safe] -= valid.to(grad.dtype)
-    return nll, grad
+    return nll, expd, valid / total, safe
 
 
 class _LinearCrossEntropy(torch.autograd.Function):
     @staticmethod
     def forward(ctx, hidden: torch.Tensor, weight: torch.Tensor, target: torch.Tensor,
                 chunk: int) -> torch.Tensor:
-        need = ctx.needs_input_grad[0] or ctx.needs_input_grad[1]
         grad_h = torch.empty_like(hidden) if ctx.needs_input_grad[0] else None
         grad_w = torch.zeros_like(weight, dtype=torch.float32) if ctx.needs_input_grad[1] else None
         total = torch.zeros((), dtype=torch.float32, device=hidden.device)
         w = weight.to(hidden.dtype)
         for start in range(0, hidden.shape[0], chunk):
             h = hidden[start : start + chunk]
-            nll, g = _chunk_nll(h, w, target[start : start + chunk], need)
+            nll, expd, scale, safe = _chunk_nll(h, w, target[start : start + chunk])
             total += nll.sum()
-            if g is None:
-                continue
-            g = g.to(h.dtype)
+            # d nll / d logits = softmax - onehot = expd * scale - onehot (rows of ignored targets: 0)
+            expd = expd.to(h.dtype)
+            hit = (scale > 0).to(h.dtype)[:, None]
             if grad_h is not None:
-                torch.mm(g, w, out=grad_h[start : start + chunk])
+                gh = torch.mm(expd, w).mul_(scale[:, None].to(h.dtype)).sub_(w[safe] * hit)
+                grad_h[start : start + chunk] = gh
             if grad_w is not None:
-                grad_w += torch.mm(g.t(), h).float()
+                grad_w += torch.mm(expd.t(), h * scale[:, None].to(h.dtype)).float()
+                grad_w.index_add_(0, safe, (h * hit).float(), alpha=-1.0)
         ctx.save_for_backward(grad_h, grad_w)
         ctx.weight_dtype = weight.dtype
         return total
@@ -66,7 +69,7 @@ class _LinearCrossEntropy(torch.autograd.Function):
 
 
 def linear_cross_entropy(hidden: torch.Tensor, weight: torch.Tensor, target: torch.Tensor,
-                         chunk: int = 1024) -> torch.Tensor:
+                         chunk: int = 512) -> torch.Tensor:
     """Summed next-token NLL of ``hidden @ weight.T`` against ``target`` (``-100`` = ignore).
 
     Args:
@@ -91,11 +94,11 @@ def linear_cross_entropy(hidden: torch.Tensor, weight: torch.Tensor, target: tor
 
 @torch.no_grad()
 def token_log_probs(hidden: torch.Tensor, weight: torch.Tensor, target: torch.Tensor,
-                    chunk: int = 1024) -> torch.Tensor:
+                    chunk: int = 512) -> torch.Tensor:
     """``log p(target)`` per row of ``hidden @ weight.T`` (0 where ``target`` is -100), chunked."""
     out = torch.empty(len(target), dtype=torch.float32, device=hidden.device)
     w = weight.to(hidden.dtype)
     for start in range(0, len(target), chunk):
-        nll, _ = _chunk_nll(hidden[start : start + chunk], w, target[start : start + chunk], False)
+        nll = _chunk_nll(hidden[start : start + chunk], w, target[start : start + chunk])[0]
         out[start : start + chunk] = -nll
     return out

@@ -113,7 +113,7 @@ class CausalLMModule(GenolmModule):
             loss = ce + self.config.router_aux_loss_coef * aux
             self.log("train/aux_loss", aux.detach(), on_step=True)
         self.log("train/ce", ce.detach(), on_step=True)
-        self.log("train/loss", loss.detach(), on_step=True, prog_bar=True)
+        self.log("train/loss", loss.detach(), on_step=True, prog_bar=True, sync_dist=True)
         self.log("train/lr", self.optimizers().param_groups[0]["lr"], on_step=True)
         return loss
 
