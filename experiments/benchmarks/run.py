@@ -1,7 +1,7 @@
 """``make bench``: genolm vs the course's Hugging Face recipe, data memory, inference, profile.
 
 Usage: python experiments/benchmarks/run.py [--mode cpu|gpu] [--models mistral_dna_1m,course_105m]
-       [--chunks 1024] [--steps 4] [--warmup 1] [--out experiments/benchmarks]
+       [--chunks 1024] [--steps 12,4] [--warmup 1] [--out experiments/benchmarks]
 Each measurement runs in its own process (peak memory per measurement); the driver appends one
 dated section to OUT/RESULTS.md and writes the raw numbers to OUT/results/<stamp>-<mode>.json.
 """
@@ -72,7 +72,7 @@ def main() -> None:
     parser.add_argument("--mode", choices=("cpu", "gpu"), default="cpu")
     parser.add_argument("--models", default="mistral_dna_1m,course_105m")
     parser.add_argument("--chunks", type=int, default=1024)
-    parser.add_argument("--steps", type=int, default=4)
+    parser.add_argument("--steps", default="12,4", help="timed steps per model (one value or one per model)")
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--precisions", default=None, help="genolm precisions (default: cpu 32-true,"
                         "bf16-mixed; gpu bf16-mixed)")
@@ -82,9 +82,11 @@ def main() -> None:
     device = "cuda" if args.mode == "gpu" else "cpu"
     precisions = (args.precisions or ("bf16-mixed" if device == "cuda" else "32-true,bf16-mixed")).split(",")
     t0, info, rows = time.time(), machine(), []
-    for model in args.models.split(","):
-        rows.append(worker("course_recipe.py", model, args.chunks, args.steps, args.warmup, device))
-        rows += [worker("genolm_path.py", model, args.chunks, args.steps, args.warmup, device, p)
+    models = args.models.split(",")
+    steps = dict(zip(models, (args.steps.split(",") * len(models))[: len(models)], strict=True))
+    for model in models:
+        rows.append(worker("course_recipe.py", model, args.chunks, steps[model], args.warmup, device))
+        rows += [worker("genolm_path.py", model, args.chunks, steps[model], args.warmup, device, p)
                  for p in precisions]
     work = Path(args.out) / "results" / "work"
     data = [worker("data_memory.py", args.data_dir, r, work) for r in (1, 10)]
@@ -96,7 +98,7 @@ def main() -> None:
     lines = ["", f"## {stamp}: {args.mode}, {info.get('gpu', info['cpu'])} ({info['cores']} cores), "
              f"code {commit}", "",
              f"torch {info['torch']}, transformers {info['transformers']}, lightning {info['lightning']}, "
-             f"python {info['python']}; {args.steps} timed steps after {args.warmup} warm-up step(s); "
+             f"python {info['python']}; timed steps {steps} after {args.warmup} warm-up step(s); "
              f"whole run {time.time() - t0:.0f} s.", "", *training_table(rows, info),
              *other_tables(data, inference), "", f"Hot-path profile: profile_{args.mode}.md", ""]
     results = Path(args.out) / "RESULTS.md"

@@ -161,12 +161,12 @@ def experts(moe: nn.Module, x: torch.Tensor, silu: bool = True) -> tuple[torch.T
     order = torch.argsort(flat, stable=True)
     rows = order // gate.top_k
     counts = torch.bincount(flat, minlength=bank.num_experts).tolist()
-    picked = x[rows]
+    picked = x.index_select(0, rows)  # backward: index_add_, cheaper than index_put_
     if silu:
         out = _SwiGLUExperts.apply(picked, bank.gate_up_proj, bank.down_proj, counts)
     else:
         out = _expert_loop(bank, picked, counts)
-    out = out * weights.reshape(-1)[order, None].to(out.dtype)
+    out = out * weights.reshape(-1).index_select(0, order)[:, None].to(out.dtype)
     return torch.zeros_like(x, dtype=out.dtype).index_add_(0, rows, out), logits
 
 
