@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 from hydra import compose, initialize_config_dir
 
 REPO = Path(__file__).resolve().parents[1]
@@ -34,6 +35,15 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One genolm cache for the session, so corpora and tokenizers are built once."""
     return tmp_path_factory.mktemp("cache")
+
+
+@pytest.fixture
+def one_thread():
+    """One intra-op thread, like each DDP rank: in-process runs stay fast on a shared 2-core CPU."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 def tiny_overrides(out: Path, cache: Path) -> list[str]:

@@ -21,13 +21,7 @@ from genolm.trainer import accumulation
 TF1_MODEL = DATA / "models" / "Mistral-DNA-v1-1M-hg38-finetuned-tf1"
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One intra-op thread, like each DDP rank: in-process runs stay fast on a shared 2-core CPU."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_sampler_steps_see_the_same_samples_for_any_process_count() -> None:

@@ -19,9 +19,10 @@ SHAPES = {  # hidden, heads, kv heads, experts, top-k
 }
 
 
-def _model(hidden: int, heads: int, kv: int, experts: int, top_k: int, vocab: int = 97) -> MixtralForCausalLM:
+def _model(hidden: int, heads: int, kv: int, experts: int, top_k: int, vocab: int = 97,
+           act: str = "silu") -> MixtralForCausalLM:
     torch.manual_seed(0)
-    cfg = MixtralConfig(hidden_size=hidden, intermediate_size=48, num_hidden_layers=2,
+    cfg = MixtralConfig(hidden_act=act, hidden_size=hidden, intermediate_size=48, num_hidden_layers=2,
                         num_attention_heads=heads, num_key_value_heads=kv, num_local_experts=experts,
                         num_experts_per_tok=top_k, vocab_size=vocab, max_position_embeddings=64,
                         output_router_logits=True, tie_word_embeddings=False)
@@ -45,6 +46,15 @@ def test_logits_and_aux_loss_match_transformers(shape: str, padded: bool) -> Non
     hidden, aux = mixtral_hidden_states(net, ids, mask)
     real = mask.bool() if padded else torch.ones_like(ids, dtype=torch.bool)
     assert torch.allclose(net.lm_head(hidden)[real], ref.logits[real], atol=1e-4)
+    assert torch.allclose(aux, ref.aux_loss, atol=1e-5)
+
+
+def test_non_silu_experts_use_the_autograd_loop_and_match() -> None:
+    net = _model(*SHAPES["gqa_top2"], act="gelu")
+    ids, mask = _batch()
+    ref = net(input_ids=ids, attention_mask=mask, output_router_logits=True)
+    hidden, aux = mixtral_hidden_states(net, ids, mask)
+    assert torch.allclose(net.lm_head(hidden)[mask.bool()], ref.logits[mask.bool()], atol=1e-4)
     assert torch.allclose(aux, ref.aux_loss, atol=1e-5)
 
 

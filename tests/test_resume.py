@@ -25,12 +25,7 @@ RESUMABLE = ["model.scheduler.decay=constant", "model.scheduler.warmup_ratio=0",
              "export_hf=false"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _cli_overrides(root: Path, cache: Path) -> list[str]:

@@ -76,24 +76,23 @@ def attention(attn: nn.Module, x: torch.Tensor, cos: torch.Tensor, sin: torch.Te
     return attn.o_proj(out.transpose(1, 2).reshape(b, t, n_q * d))
 
 
-def _expert_loop(bank: nn.Module, picked: torch.Tensor, counts: list[int]) -> torch.Tensor:
-    """Autograd reference for any activation: one gate/up and one down matmul per expert."""
-    gate_up, down = bank.gate_up_proj.unbind(0), bank.down_proj.unbind(0)
-    pieces, start = [], 0
-    for expert, n in enumerate(counts):
-        if n:
-            g, u = F.linear(picked[start : start + n], gate_up[expert]).chunk(2, dim=-1)
-            pieces.append(F.linear(bank.act_fn(g) * u, down[expert]))
-        start += n
-    return torch.cat(pieces)
-
-
 def _segments(counts: list[int]):
+    """``(expert, rows slice)`` of every expert that received rows, in expert-sorted order."""
     start = 0
     for expert, n in enumerate(counts):
         if n:
             yield expert, slice(start, start + n)
         start += n
+
+
+def _expert_loop(bank: nn.Module, picked: torch.Tensor, counts: list[int]) -> torch.Tensor:
+    """Autograd reference for any activation: one gate/up and one down matmul per expert."""
+    gate_up, down = bank.gate_up_proj.unbind(0), bank.down_proj.unbind(0)
+    pieces = []
+    for e, rows in _segments(counts):
+        g, u = F.linear(picked[rows], gate_up[e]).chunk(2, dim=-1)
+        pieces.append(F.linear(bank.act_fn(g) * u, down[e]))
+    return torch.cat(pieces)
 
 
 class _SwiGLUExperts(torch.autograd.Function):
