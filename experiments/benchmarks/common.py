@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
 
 REPO = Path(__file__).resolve().parents[2]
 CONF = REPO / "conf"
@@ -27,6 +28,13 @@ def pretrain_cfg(overrides: list[str]):
     """Compose ``conf/pretrain.yaml`` exactly as ``genolm-pretrain`` would, plus overrides."""
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         return compose("pretrain", overrides=overrides)
+
+
+def prepared_data(cfg):
+    """The config's datamodule with corpus, tokenizer and token cache prepared (cached on disk)."""
+    data = instantiate(cfg.data, tokenizer=instantiate(cfg.tokenizer))
+    data.prepare()
+    return data
 
 
 def peak_rss_mb() -> float:

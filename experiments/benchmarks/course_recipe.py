@@ -14,8 +14,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from common import Clock, emit, flops_per_token, pretrain_cfg
-from hydra.utils import instantiate
+from common import Clock, emit, flops_per_token, prepared_data, pretrain_cfg
 from omegaconf import OmegaConf
 from transformers import DataCollatorForLanguageModeling, Trainer, TrainerCallback, TrainingArguments
 
@@ -47,8 +46,8 @@ def main() -> None:
     chunks, steps, warmup = int(chunks), int(steps), int(warmup)
     out = tempfile.mkdtemp(prefix="course-bench-")
     cfg = pretrain_cfg([f"model={model_name}", "tokenizer=pretrained", f"paths.output_dir={out}"])
-    data = instantiate(cfg.data, tokenizer=instantiate(cfg.tokenizer))
-    tok = data.prepare()
+    data = prepared_data(cfg)
+    tok = data.tokenizer
     lines = Path(data.corpus_dir, "train.txt").read_text().split()[: chunks * (warmup + steps + 1)]
     tok.padding_side = "left"
     dataset = [{"input_ids": ids} for ids in tok(lines)["input_ids"]]

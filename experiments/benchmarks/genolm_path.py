@@ -11,8 +11,7 @@ import sys
 import tempfile
 
 import lightning as L
-from common import Clock, emit, flops_per_token, pretrain_cfg
-from hydra.utils import instantiate
+from common import Clock, emit, flops_per_token, prepared_data, pretrain_cfg
 from omegaconf import OmegaConf
 
 from genolm.pretrain import train
@@ -33,10 +32,7 @@ class StepClock(L.Callback):
 
 def packed_batch(overrides: list[str], chunks: int) -> tuple[int, float]:
     """Blocks per batch holding as many tokens as ``chunks`` chunks, and tokens per chunk."""
-    cfg = pretrain_cfg(overrides)
-    data = instantiate(cfg.data, tokenizer=instantiate(cfg.tokenizer))
-    data.prepare()
-    summary = data.summary()
+    summary = prepared_data(pretrain_cfg(overrides)).summary()
     per_chunk = summary["train_tokens"] / summary["train_chunks"]
     return max(1, round(chunks * per_chunk / BLOCK)), per_chunk
 
