@@ -224,6 +224,21 @@ def test_ddp_sigterm_then_resume_matches_uninterrupted_ddp(tmp_path: Path, cache
         assert resumed["metrics"][key] == pytest.approx(reference["metrics"][key], abs=1e-5), key
 
 
+def test_ddp_sigterm_to_rank_1_alone_stops_every_rank_together(tmp_path: Path, cache_dir: Path) -> None:
+    """Only the second rank is signalled. (With Lightning's own handler that rank stops on its own
+    and rank 0 waits in the next all-reduce for ever.)"""
+    proc = _start(tmp_path, cache_dir, "trainer=ddp_cpu", "global_batch_size=32", "trainer.max_steps=100000")
+    last = _first_last_ckpt(tmp_path, proc)
+    (rank1,) = [pid for pid in _children(proc.pid)
+                if "genolm-pretrain" in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")]
+    os.kill(rank1, signal.SIGTERM)
+    assert proc.wait(timeout=120) == 143, (tmp_path / "stderr.txt").read_text()[-3000:]
+    saved = torch.load(last, weights_only=False)
+    assert saved["GenomeChunksDataModule"]["consumed"] == saved["global_step"] * 16 * 2
+    log = (last.parents[1] / "pretrain.log").read_text()
+    assert f"stopped at step {saved['global_step']}: saved" in log
+
+
 def test_slurm_sigusr1_saves_requeues_and_the_rerun_resumes_in_place(tmp_path: Path, cache_dir: Path) -> None:
     """The sbatch flow outside a cluster: SLURM variables, a stub `scontrol` that records its call."""
     stub = tmp_path / "bin"

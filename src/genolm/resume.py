@@ -90,14 +90,19 @@ def preemption_handler() -> tuple[int, Callable[[int, Any], None]] | None:
 
 
 class SaveOnSigterm(Callback):
-    """On SIGTERM (which Lightning turns into ``SIGTERMException`` on every rank) save ``last.ckpt``.
+    """Stop on SIGTERM at a batch boundary agreed by every rank, save ``last.ckpt``, exit.
 
-    On SLURM the timeout/preemption signal (see :func:`preemption_handler`) gets the same graceful
-    path: it only asks Lightning to stop at the next batch boundary (in step on every rank),
-    ``last.ckpt`` is saved, and then the job is requeued; the requeued job resumes from that
-    checkpoint in the same folder with the same data order. (Left alone, submitit would requeue
-    and exit mid-step, and Lightning's own SLURM handler would checkpoint mid-step from inside the
-    signal handler.)
+    Lightning's own SIGTERM handler runs a collective inside the signal handler and lets each rank
+    stop at the first batch end after *its* signal arrived; under DDP the ranks can then stop at
+    different steps and wait on each other for ever. Here the handler only records the request;
+    at every training batch end the ranks agree (one all-reduce of a flag) whether any of them was
+    asked to stop, and then all of them raise Lightning's ``SIGTERMException`` after the same batch
+    (after validation, when one is due), save the checkpoint together (rank 0 writes) and exit.
+
+    On SLURM the timeout/preemption signal (see :func:`preemption_handler`) takes the same path and
+    then requeues the job; the requeued job resumes from that checkpoint in the same folder with
+    the same data order. (Left alone, submitit would requeue and exit mid-step, and Lightning's own
+    SLURM handler would checkpoint mid-step from inside the signal handler.)
 
     Args:
         dirpath: checkpoint folder (the run's ``checkpoints/``).
@@ -111,9 +116,11 @@ class SaveOnSigterm(Callback):
         self._requeue: Callable[[int, Any], None] | None = None
         self._previous: tuple[int, Any] | None = None  # (signal, handler before ours)
         self._pending: tuple[int, Any] | None = None  # a deferred (signal, frame)
+        self._requested = False  # this rank was signalled
+        self._agreed = False  # all ranks know that some rank was signalled
 
     def setup(self, trainer, pl_module, stage: str) -> None:
-        """Route the job's preemption signal through Lightning's graceful stop."""
+        """Route the job's preemption signal through the same agreed stop."""
         found = preemption_handler() if stage == "fit" else None
         if found is None:
             return
@@ -124,12 +131,46 @@ class SaveOnSigterm(Callback):
             log.warning("signal %d (timeout or preemption): stopping at the next batch to save %s",
                         signum, self.path)
             self._pending = (signum, frame)
-            trainer._signal_connector.received_sigterm = True  # Lightning's own stop flag
+            self._requested = True
 
         signal.signal(sig, stop_then_requeue)
 
+    def _on_sigterm(self, signum: int, frame: Any) -> None:
+        self._requested = True  # no I/O, no collectives: a signal can arrive inside either
+
+    def _take_sigterm(self) -> None:
+        # Lightning installs its handler just before the sanity check; Lightning's teardown puts
+        # back what was there before its own
+        signal.signal(signal.SIGTERM, self._on_sigterm)
+
+    def on_sanity_check_start(self, trainer, pl_module) -> None:
+        """Take SIGTERM over from Lightning (the sanity check is the first thing it runs)."""
+        self._take_sigterm()
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        """Take SIGTERM over from Lightning (runs without a sanity check)."""
+        self._take_sigterm()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs: Any, batch: Any, batch_idx: int) -> None:
+        """Agree across ranks whether to stop after this batch."""
+        if self._agreed:
+            return
+        self._agreed = trainer.strategy.reduce_boolean_decision(self._requested, all=False)
+        if self._agreed:
+            trainer._signal_connector.received_sigterm = True  # Lightning raises after this batch
+
+    def on_validation_start(self, trainer, pl_module) -> None:
+        """A validation due at the stopping batch runs to its end first."""
+        if self._agreed:
+            trainer._signal_connector.received_sigterm = False
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        """Re-arm the stop once the validation is over."""
+        if self._agreed:
+            trainer._signal_connector.received_sigterm = True
+
     def teardown(self, trainer, pl_module, stage: str) -> None:
-        """Put the previous handler back."""
+        """Put the previous preemption handler back."""
         if self._previous is not None:
             signal.signal(*self._previous)
 
