@@ -26,6 +26,27 @@ RESUMABLE = ["model.scheduler.decay=constant", "model.scheduler.warmup_ratio=0",
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
+_STARTED: list[subprocess.Popen] = []
+
+
+@pytest.fixture(autouse=True)
+def _kill_leftovers():
+    """A failed test must not leave training processes (and their DDP ranks) spinning."""
+    yield
+    while _STARTED:
+        proc = _STARTED.pop()
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def _popen(args: list[str], stderr: Path, env: dict[str, str]) -> subprocess.Popen:
+    """Start ``args`` in its own process group (stderr to a file), killed after the test."""
+    with open(stderr, "w") as err:
+        proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=err, env={**os.environ, **env},
+                                start_new_session=True)
+    _STARTED.append(proc)
+    return proc
 
 
 def _cli_overrides(root: Path, cache: Path) -> list[str]:
@@ -37,10 +58,8 @@ def _start(root: Path, cache: Path, *extra: str) -> subprocess.Popen:
     """Start a long pretraining run (stderr in ``root/stderr.txt``)."""
     exe = Path(sys.executable).parent / "genolm-pretrain"
     root.mkdir(parents=True, exist_ok=True)
-    with open(root / "stderr.txt", "w") as err:
-        env = {**os.environ, "HYDRA_FULL_ERROR": "0", "OMP_NUM_THREADS": "1"}
-        return subprocess.Popen([str(exe), *_cli_overrides(root, cache), *extra], stdout=subprocess.DEVNULL,
-                                stderr=err, env=env)
+    return _popen([str(exe), *_cli_overrides(root, cache), *extra], root / "stderr.txt",
+                  {"HYDRA_FULL_ERROR": "0", "OMP_NUM_THREADS": "1"})
 
 
 def _first_last_ckpt(root: Path, proc: subprocess.Popen, timeout: float = 300) -> Path:
@@ -176,11 +195,9 @@ def _children(pid: int) -> list[int]:
 def test_submitit_preemption_saves_requeues_and_resumes_in_place(tmp_path: Path, cache_dir: Path) -> None:
     """USR2 (submitit's timeout/preemption signal) -> stop at a batch, save, requeue, resume, finish."""
     exe = Path(sys.executable).parent / "genolm-pretrain"
-    with open(tmp_path / "stderr.txt", "w") as err:
-        proc = subprocess.Popen(
-            [str(exe), "-m", "hydra/launcher=submitit_local", *_cli_overrides(tmp_path, cache_dir),
-             "trainer.max_steps=150", "seed=42"], stdout=subprocess.DEVNULL, stderr=err,
-            env={**os.environ, "HYDRA_FULL_ERROR": "0", "OMP_NUM_THREADS": "1"})
+    proc = _popen([str(exe), "-m", "hydra/launcher=submitit_local", *_cli_overrides(tmp_path, cache_dir),
+                   "trainer.max_steps=150", "seed=42"], tmp_path / "stderr.txt",
+                  {"HYDRA_FULL_ERROR": "0", "OMP_NUM_THREADS": "1"})
     deadline = time.monotonic() + 300
     while not (found := list(tmp_path.glob("logs/pretrain/multiruns/*/0/checkpoints/last.ckpt"))):
         assert proc.poll() is None and time.monotonic() < deadline, \
@@ -251,9 +268,7 @@ def test_slurm_sigusr1_saves_requeues_and_the_rerun_resumes_in_place(tmp_path: P
     run_dir = tmp_path / "logs" / "pretrain" / "slurm" / "4242"
     args = [*_cli_overrides(tmp_path, cache_dir), "trainer.max_steps=150", f"hydra.run.dir={run_dir}"]
     exe = Path(sys.executable).parent / "genolm-pretrain"
-    with open(tmp_path / "stderr.txt", "w") as err:
-        proc = subprocess.Popen([str(exe), *args], stdout=subprocess.DEVNULL, stderr=err,
-                                env={**os.environ, "HYDRA_FULL_ERROR": "0", **slurm})
+    proc = _popen([str(exe), *args], tmp_path / "stderr.txt", {"HYDRA_FULL_ERROR": "0", **slurm})
     last = run_dir / "checkpoints" / "last.ckpt"
     deadline = time.monotonic() + 300
     while not last.is_file():
