@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from conftest import MISTRAL_TF0
 from transformers import MixtralConfig, MixtralForCausalLM
 
-from genolm.models.fast_mixtral import mixtral_hidden_states
+from genolm.models.fast_mixtral import mixtral_hidden_states, mixtral_trunk
 from genolm.models.fused_loss import linear_cross_entropy
 from genolm.modules.causal_lm import CausalLMModule
 
@@ -47,6 +47,24 @@ def test_logits_and_aux_loss_match_transformers(shape: str, padded: bool) -> Non
     real = mask.bool() if padded else torch.ones_like(ids, dtype=torch.bool)
     assert torch.allclose(net.lm_head(hidden)[real], ref.logits[real], atol=1e-4)
     assert torch.allclose(aux, ref.aux_loss, atol=1e-5)
+
+
+@pytest.mark.parametrize("shape", ["mha_top1_narrow_heads", "gqa_top2"])
+def test_cached_prefix_continues_exactly_where_a_full_run_is(shape: str) -> None:
+    """Keys/values of the first 8 positions, then the rest attending to them: the same hidden
+    states as one pass over the whole sequence (trailing pads need no mask)."""
+    net = _model(*SHAPES[shape])
+    ids, mask = _batch()
+    with torch.no_grad():
+        full, _, kv = mixtral_trunk(net, ids, keep_kv=True)
+        prefix = [(k[:, :, :8], v[:, :, :8]) for k, v in kv]
+        rest, _, _ = mixtral_trunk(net, ids[:, 8:], prefix=prefix)
+        masked, _ = mixtral_hidden_states(net, ids, mask)
+    assert len(kv) == 2 and kv[0][0].shape == (3, SHAPES[shape][2], 21, 64 // SHAPES[shape][1])
+    assert torch.allclose(rest, full[:, 8:], atol=1e-5)
+    assert torch.allclose(full[mask.bool()], masked[mask.bool()], atol=1e-5)
+    with pytest.raises(ValueError, match="no attention_mask"):
+        mixtral_trunk(net, ids[:, 8:], mask[:, 8:], prefix=prefix)
 
 
 def test_non_silu_experts_use_the_autograd_loop_and_match() -> None:

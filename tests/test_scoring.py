@@ -15,8 +15,9 @@ from sklearn.metrics import roc_auc_score
 from genolm.checkpoints import export_hf
 from genolm.data.tokenizers import pretrained
 from genolm.errors import GenolmError
+from genolm.inference.pairs import forward_pairs, pad_batch, shared_prefix_length
 from genolm.inference.report import auroc, group_report
-from genolm.inference.scoring import score_pairs_one_by_one, score_variants
+from genolm.inference.scoring import forward_batch, pool, score_pairs_one_by_one, score_variants
 from genolm.inference.variants import read_fasta_pairs, read_table_pairs, read_vcf_windows
 from genolm.modules.causal_lm import CausalLMModule
 
@@ -79,6 +80,29 @@ def test_llr_matches_hand_computation(lm, pairs) -> None:
         assert out["llr"][i] == pytest.approx(lls[1] - lls[0], abs=1e-3)
     loop = score_pairs_one_by_one(model, tok, pairs["ref"][:3], pairs["alt"][:3])
     assert np.allclose(loop["llr"], out["llr"], atol=1e-4) and np.allclose(loop["l2"], out["l2"], atol=1e-5)
+    trunk_only = score_pairs_one_by_one(model, tok, pairs["ref"][:3], pairs["alt"][:3], likelihood=False)
+    assert list(trunk_only) == ["l2"] and np.allclose(trunk_only["l2"], out["l2"], atol=1e-5)
+
+
+def test_shared_prefix_pass_equals_two_independent_passes(lm, pairs) -> None:
+    """Pairs of unequal lengths (an indel-like pair), an identical pair and ordinary SNVs: the
+    shared-prefix pass gives the embeddings and likelihoods of separate full forward passes."""
+    model, tok = lm
+    ref, alt = pairs["ref"][:6].tolist(), pairs["alt"][:6].tolist()
+    alt[1] = alt[1][:120] + alt[1][125:]  # a deletion: shorter alt
+    alt[2] = ref[2]  # identical
+    r, a = (pad_batch(tok(x)["input_ids"], tok.pad_token_id) for x in (ref, alt))
+    shared = shared_prefix_length(r, a)
+    assert 1 < shared < r[0].shape[1] // 2 + 5  # the SNVs sit mid-window
+    got = forward_pairs(model, r, a, "mean", pool)
+    emb_r, ll_r = forward_batch(model, *r, "mean", fast=False)
+    emb_a, ll_a = forward_batch(model, *a, "mean", fast=False)
+    assert torch.allclose(got["emb_ref"], emb_r, atol=1e-5)
+    assert torch.allclose(got["emb_alt"], emb_a, atol=1e-5)
+    assert torch.allclose(got["ref_ll"], ll_r, atol=2e-4)
+    assert torch.allclose(got["llr"], ll_a - ll_r, atol=2e-4)
+    assert abs(got["llr"][2]) < 1e-4 and abs(got["llr"][0]) > 1e-2
+    assert set(forward_pairs(model, r, a, "max", pool, likelihood=False)) == {"emb_ref", "emb_alt"}
 
 
 def test_group_auroc_matches_sklearn() -> None:

@@ -1,8 +1,10 @@
 """Benchmark worker: batched inference vs a per-sequence loop (the course's way), same model.
 
-- scoring: :func:`genolm.inference.scoring.score_variants` (batches of 128 pairs, fast Mixtral
-  trunk, chunked log-probabilities) vs :func:`score_pairs_one_by_one` (one transformers forward
-  per sequence), on the course's SNP pairs;
+- scoring: :func:`genolm.inference.scoring.score_variants` (batches of 128 pairs of similar
+  length, shared-prefix pass over the fast Mixtral trunk, head on real tokens only) vs
+  :func:`score_pairs_one_by_one` (one transformers forward per sequence), on the course's SNP
+  pairs; once with every score (the head runs for the likelihoods) and once with the embedding
+  distances only (the course's own score; both sides then skip the head);
 - generation: :func:`genolm.inference.generation.generate_dna` batched with KV cache vs one
   sequence at a time without cache;
 - optimization oracle: a finetuned classifier scoring batches of 512 vs one sequence per call.
@@ -12,6 +14,7 @@ pretrained genolm 1M model). Usage: python experiments/benchmarks/inference.py D
 
 from __future__ import annotations
 
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -37,14 +40,23 @@ def timed(func, *args, **kwargs) -> float:
     return time.perf_counter() - t0
 
 
-def scoring(model, tok, data: Path, n: int, device: str) -> dict[str, float]:
-    """Pairs/s of both scorers on the first ``n`` exon pairs."""
+def scoring(model, tok, data: Path, n: int, device: str, scores: tuple[str, ...]) -> dict[str, float]:
+    """Pairs/s of both scorers on the first ``n`` exon pairs, computing ``scores``.
+
+    Median of 3 alternating rounds (a 2-core machine's speed drifts by ~20% between seconds).
+    """
     pairs = read_fasta_pairs(data / "SNP/SNPexon_ref_201b.fasta.gz", data / "SNP/SNPexon_alt_201b.fasta.gz",
                              "exon", limit=n)
     ref, alt = pairs["ref"].tolist(), pairs["alt"].tolist()
-    loop = timed(score_pairs_one_by_one, model.to(device), tok, ref, alt)
-    batched = timed(score_variants, model, tok, ref, alt, batch_size=128, device=device, progress=False)
-    return {"unit": "pairs/s", "loop": n / loop, "batched": n / batched}
+    likelihood = "llr" in scores
+    score_variants(model, tok, ref[:128], alt[:128], scores=scores, device=device, progress=False)  # warm-up
+    loops, batched = [], []
+    for _ in range(3):
+        loops.append(timed(score_pairs_one_by_one, model.to(device), tok, ref, alt, likelihood=likelihood))
+        batched.append(timed(score_variants, model, tok, ref, alt, scores=scores, batch_size=128,
+                             device=device, progress=False))
+    return {"unit": "pairs/s", "loop": n / statistics.median(loops),
+            "batched": n / statistics.median(batched)}
 
 
 def generation(model, tok, n: int, length: int, device: str) -> dict[str, float]:
@@ -69,7 +81,9 @@ def main() -> None:
     data, device = Path(sys.argv[1]), sys.argv[2]
     model = MixtralForCausalLM.from_pretrained(data / TF0).eval()
     tok = pretrained(data / TF0)
-    tasks = {"scoring": scoring(model, tok, data, 512, device),
+    every, embeddings = ("l2", "cosine", "llr"), ("l2", "cosine")
+    tasks = {"scoring (l2, cosine, llr)": scoring(model, tok, data, 512, device, every),
+             "scoring (l2, cosine: embeddings only)": scoring(model, tok, data, 512, device, embeddings),
              "generation": generation(model, tok, 32, 200, device),
              "optimization oracle": oracle(data, 200, device)}
     for row in tasks.values():

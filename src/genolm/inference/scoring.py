@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 from transformers import MixtralForCausalLM, PreTrainedModel, PreTrainedTokenizerFast
 
 from genolm.errors import GenolmError
+from genolm.inference.pairs import fast_pairs_supported, forward_pairs, pad_batch
 from genolm.models.fast_mixtral import mixtral_hidden_states
 from genolm.models.fused_loss import IGNORE, token_log_probs
 
@@ -90,6 +91,36 @@ def resolve_device(device: str | None) -> torch.device:
     return torch.device(device)
 
 
+def tokenize_windows(tokenizer: PreTrainedTokenizerFast, seqs: Sequence[str], max_positions: int,
+                     names: Sequence[str], side: str) -> list[list[int]]:
+    """Token ids (upper case, with special tokens) of every window; too long: one error naming it."""
+    rows = tokenizer([s.upper() for s in seqs], add_special_tokens=True)["input_ids"]
+    for name, row in zip(names, rows, strict=True):
+        if len(row) > max_positions:
+            raise GenolmError(f"pair {name}: the {side} window tokenizes to {len(row)} tokens, more than "
+                              f"the model's {max_positions} positions; use shorter windows")
+    return rows
+
+
+def _score_batch(model: PreTrainedModel, ref: tuple[torch.Tensor, torch.Tensor],
+                 alt: tuple[torch.Tensor, torch.Tensor], pooling: str, likelihood: bool
+                 ) -> dict[str, torch.Tensor]:
+    """Scores of one batch of pairs (shared-prefix pass for Mixtral, else one joint forward)."""
+    if fast_pairs_supported(model, pooling):
+        got = forward_pairs(model, ref, alt, pooling, pool, likelihood)
+    else:
+        n = len(ref[0])
+        width = max(ref[0].shape[1], alt[0].shape[1])
+        ids = torch.cat([F.pad(x[0], (0, width - x[0].shape[1]), value=0) for x in (ref, alt)])
+        mask = torch.cat([F.pad(x[1], (0, width - x[1].shape[1]), value=0) for x in (ref, alt)])
+        emb, ll = forward_batch(model, ids, mask, pooling)
+        got = {"emb_ref": emb[:n], "emb_alt": emb[n:], "ref_ll": ll[:n], "llr": ll[n:] - ll[:n]}
+    e_r, e_a = got.pop("emb_ref"), got.pop("emb_alt")
+    if not likelihood:
+        got = {}
+    return {"l2": (e_r - e_a).norm(dim=-1), "cosine": 1 - F.cosine_similarity(e_r, e_a, dim=-1), **got}
+
+
 def score_variants(model: PreTrainedModel, tokenizer: PreTrainedTokenizerFast, ref: Sequence[str],
                    alt: Sequence[str], ids: Sequence[str] | None = None,
                    groups: Sequence[str] | None = None, scores: Sequence[str] = SCORES,
@@ -125,31 +156,48 @@ def score_variants(model: PreTrainedModel, tokenizer: PreTrainedTokenizerFast, r
     dev = resolve_device(device)
     model = model.to(dev).eval()
     max_pos = int(getattr(model.config, "max_position_embeddings", 1 << 30))
-    cols: dict[str, list[np.ndarray]] = {k: [] for k in ("l2", "cosine", "llr", "ref_ll")}
+    names = list(ids) if ids is not None else [str(i + 1) for i in range(len(ref))]
+    tokens = [tokenize_windows(tokenizer, seqs, max_pos, names, side)
+              for seqs, side in ((ref, "ref"), (alt, "alt"))]
+    # batches of similar lengths (less padding); rows go back to input order below
+    order = np.argsort([max(len(r), len(a)) for r, a in zip(*tokens, strict=True)], kind="stable")
+    cols = {k: np.zeros(len(ref)) for k in ("l2", "cosine", "llr", "ref_ll")}
     for lo in tqdm(range(0, len(ref), batch_size), desc="scoring", unit="batch", disable=not progress):
-        n = len(ref[lo : lo + batch_size])
-        ids_t, mask = encode(tokenizer, list(ref[lo : lo + batch_size]) + list(alt[lo : lo + batch_size]),
-                             max_pos)
-        emb, ll = forward_batch(model, ids_t.to(dev), mask.to(dev), pooling)
-        cols["l2"].append((emb[:n] - emb[n:]).norm(dim=-1).cpu().numpy())
-        cols["cosine"].append((1 - F.cosine_similarity(emb[:n], emb[n:], dim=-1)).cpu().numpy())
-        cols["llr"].append((ll[n:] - ll[:n]).cpu().numpy())
-        cols["ref_ll"].append(ll[:n].cpu().numpy())
-    out = pd.DataFrame({"id": list(ids) if ids is not None else [str(i + 1) for i in range(len(ref))],
+        rows = order[lo : lo + batch_size]
+        batch = [tuple(x.to(dev) for x in pad_batch([side[i] for i in rows], tokenizer.pad_token_id))
+                 for side in tokens]
+        got = _score_batch(model, *batch, pooling, likelihood="llr" in scores)
+        for name, values in got.items():
+            cols[name][rows] = values.double().cpu().numpy()
+    out = pd.DataFrame({"id": names,
                         "group": list(groups) if groups is not None else [""] * len(ref)})
     for name in [s for s in SCORES if s in scores] + (["ref_ll"] if "llr" in scores else []):
-        out[name] = np.concatenate(cols[name]).astype(np.float64)
+        out[name] = cols[name]
     return out
 
 
+@torch.no_grad()
+def _embed_one(model: PreTrainedModel, ids: torch.Tensor, mask: torch.Tensor, pooling: str) -> torch.Tensor:
+    hidden = model.base_model(input_ids=ids, attention_mask=mask, use_cache=False).last_hidden_state
+    return pool(hidden, hidden, mask, pooling)
+
+
 def score_pairs_one_by_one(model: PreTrainedModel, tokenizer: PreTrainedTokenizerFast,
-                           ref: Sequence[str], alt: Sequence[str], pooling: str = "mean") -> pd.DataFrame:
-    """The course's way: one forward pass per sequence, no batching (the speed baseline)."""
+                           ref: Sequence[str], alt: Sequence[str], pooling: str = "mean",
+                           likelihood: bool = True) -> pd.DataFrame:
+    """The course's way: one transformers forward pass per sequence, no batching (the speed baseline).
+
+    Without ``likelihood`` only the trunk runs (hidden-state poolings), as for embedding scores.
+    """
     rows = []
     max_pos = int(getattr(model.config, "max_position_embeddings", 1 << 30))
     model = model.eval()
     for r, a in zip(ref, alt, strict=True):
-        (e_r, ll_r), (e_a, ll_a) = (forward_batch(model, *encode(tokenizer, [s], max_pos), pooling,
-                                                  fast=False) for s in (r, a))
-        rows.append({"l2": float((e_r - e_a).norm()), "llr": float(ll_a - ll_r)})
+        if likelihood or pooling == "logits_max":
+            (e_r, ll_r), (e_a, ll_a) = (forward_batch(model, *encode(tokenizer, [s], max_pos), pooling,
+                                                      fast=False) for s in (r, a))
+            rows.append({"l2": float((e_r - e_a).norm()), "llr": float(ll_a - ll_r)})
+            continue
+        e_r, e_a = (_embed_one(model, *encode(tokenizer, [s], max_pos), pooling) for s in (r, a))
+        rows.append({"l2": float((e_r - e_a).norm())})
     return pd.DataFrame(rows)

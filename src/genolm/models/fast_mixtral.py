@@ -60,8 +60,14 @@ def _attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tenso
 
 
 def attention(attn: nn.Module, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
-              mask: torch.Tensor | None) -> torch.Tensor:
-    """Self-attention of one ``MixtralAttention`` (its q/k/v/o weights) over ``x`` ``[B, T, H]``."""
+              mask: torch.Tensor | None, prefix: tuple[torch.Tensor, torch.Tensor] | None = None,
+              keep: list | None = None) -> torch.Tensor:
+    """Self-attention of one ``MixtralAttention`` (its q/k/v/o weights) over ``x`` ``[B, T, H]``.
+
+    ``prefix`` holds keys and values ``[B, kv_heads, P, d]`` of ``P`` earlier positions that every
+    query also sees (``x`` then sits at positions ``P ..``; pads, if any, must be at the end);
+    ``keep`` receives this call's keys and values (prefix included).
+    """
     b, t, _ = x.shape
     d = attn.head_dim
     n_q, n_kv = attn.q_proj.out_features // d, attn.k_proj.out_features // d
@@ -70,6 +76,11 @@ def attention(attn: nn.Module, x: torch.Tensor, cos: torch.Tensor, sin: torch.Te
     q = _rotate(q.view(b, t, n_q, d).transpose(1, 2), cos, sin)
     k = _rotate(k.view(b, t, n_kv, d).transpose(1, 2), cos, sin)
     v = v.view(b, t, n_kv, d).transpose(1, 2)
+    if prefix is not None:
+        k, v = torch.cat((prefix[0], k), dim=2), torch.cat((prefix[1], v), dim=2)
+        mask = torch.ones(t, k.shape[2], dtype=torch.bool, device=x.device).tril(k.shape[2] - t)
+    if keep is not None:
+        keep.append((k, v))
     if n_kv != n_q:
         k, v = k.repeat_interleave(n_q // n_kv, dim=1), v.repeat_interleave(n_q // n_kv, dim=1)
     out = _attend(q, k, v, mask, attn.scaling)
@@ -193,6 +204,47 @@ def _padding_mask(attention_mask: torch.Tensor) -> torch.Tensor:
     return (causal & keys) | torch.eye(t, dtype=torch.bool, device=attention_mask.device)
 
 
+def mixtral_trunk(net: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                  prefix: list[tuple[torch.Tensor, torch.Tensor]] | None = None, keep_kv: bool = False
+                  ) -> tuple[torch.Tensor, list[torch.Tensor], list[tuple[torch.Tensor, torch.Tensor]]]:
+    """Final (normed) hidden states, router logits and (optionally) keys/values of every layer.
+
+    Args:
+        net: a transformers ``MixtralForCausalLM`` (only its weights are used).
+        input_ids: ``[B, T]`` token ids.
+        attention_mask: ``[B, T]`` with 1 for real tokens (right padding), or None when every
+            position is real or pads only trail (real tokens never attend to later positions).
+        prefix: per layer, keys and values ``[B, kv_heads, P, d]`` of ``P`` positions before
+            ``input_ids`` (from an earlier call with ``keep_kv``); ``input_ids`` sit at positions
+            ``P ..`` and ``attention_mask`` must be None.
+        keep_kv: return every layer's keys and values (prefix included).
+
+    Returns:
+        ``(hidden [B, T, H], router logits per layer, keys/values per layer or [])``.
+
+    """
+    if attention_mask is not None and bool(attention_mask.all()):
+        attention_mask = None
+    if prefix is not None and attention_mask is not None:
+        raise ValueError("a prefix takes no attention_mask: pads must trail the real tokens")
+    trunk = net.model
+    h = trunk.embed_tokens(input_ids)
+    start = prefix[0][0].shape[2] if prefix is not None else 0
+    cos, sin = (x[start:] for x in rope_tables(net, start + input_ids.shape[1], h.device, compute_dtype(h)))
+    mask = _padding_mask(attention_mask) if attention_mask is not None else None
+    eps, all_logits, kv = trunk.norm.variance_epsilon, [], []
+    silu = net.config.hidden_act in ("silu", "swish")
+    for i, layer in enumerate(trunk.layers):
+        normed = F.rms_norm(h, (h.shape[-1],), layer.input_layernorm.weight, eps)
+        h = h + attention(layer.self_attn, normed, cos, sin, mask, prefix[i] if prefix is not None else None,
+                          kv if keep_kv else None)
+        normed = F.rms_norm(h, (h.shape[-1],), layer.post_attention_layernorm.weight, eps)
+        moe_out, logits = experts(layer.mlp, normed.reshape(-1, h.shape[-1]), silu)
+        h = h + moe_out.view_as(h)
+        all_logits.append(logits)
+    return F.rms_norm(h, (h.shape[-1],), trunk.norm.weight, eps), all_logits, kv
+
+
 def mixtral_hidden_states(net: nn.Module, input_ids: torch.Tensor,
                           attention_mask: torch.Tensor | None = None, router_loss: bool = True
                           ) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -211,20 +263,7 @@ def mixtral_hidden_states(net: nn.Module, input_ids: torch.Tensor,
     """
     if attention_mask is not None and bool(attention_mask.all()):
         attention_mask = None
-    trunk = net.model
-    h = trunk.embed_tokens(input_ids)
-    cos, sin = rope_tables(net, input_ids.shape[1], h.device, compute_dtype(h))
-    mask = _padding_mask(attention_mask) if attention_mask is not None else None
-    eps, all_logits = trunk.norm.variance_epsilon, []
-    silu = net.config.hidden_act in ("silu", "swish")
-    for layer in trunk.layers:
-        normed = F.rms_norm(h, (h.shape[-1],), layer.input_layernorm.weight, eps)
-        h = h + attention(layer.self_attn, normed, cos, sin, mask)
-        normed = F.rms_norm(h, (h.shape[-1],), layer.post_attention_layernorm.weight, eps)
-        moe_out, logits = experts(layer.mlp, normed.reshape(-1, h.shape[-1]), silu)
-        h = h + moe_out.view_as(h)
-        all_logits.append(logits)
-    h = F.rms_norm(h, (h.shape[-1],), trunk.norm.weight, eps)
+    h, all_logits, _ = mixtral_trunk(net, input_ids, attention_mask)
     if not router_loss:
         return h, None
-    return h, load_balancing_loss(all_logits, trunk.layers[0].mlp.gate.top_k, attention_mask)
+    return h, load_balancing_loss(all_logits, net.model.layers[0].mlp.gate.top_k, attention_mask)
