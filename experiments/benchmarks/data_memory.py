@@ -2,7 +2,9 @@
 
 Writes the default hg38 inputs ``REPEAT`` times into one FASTA (records renamed), then in this
 process: corpus preparation, tokenization into the memory-mapped token cache, and one full epoch
-of packed training batches. Reports peak RSS above the RSS before the data work starts.
+of packed training batches. Reports peak RSS above the RSS before the data work starts (it
+includes pages of the memory-mapped token file the epoch touched, which the kernel can drop) and
+the growth of anonymous memory (heap) over the whole data work.
 Usage: python experiments/benchmarks/data_memory.py DATA_DIR REPEAT WORK_DIR (writes the FASTA in a
 child process first, so its memory does not count).
 """
@@ -45,7 +47,7 @@ def main() -> None:
         return
     subprocess.run([sys.executable, __file__, *sys.argv[1:4], "write"], check=True)
     tok = pretrained(data / TOKENIZER)
-    base = peak_rss_mb()
+    base, anon_base = peak_rss_mb(), resident_mb("RssAnon")
     t0 = time.perf_counter()
     dm = GenomeChunksDataModule([str(fasta)], lambda **_: tok, cache_dir=str(work / f"cache_x{repeat}"),
                                 block_size=64, batch_size=164)
@@ -56,7 +58,16 @@ def main() -> None:
           "train_chunks": dm.summary()["train_chunks"], "epoch_tokens": tokens,
           "prepare_s": round(prepared, 1), "epoch_s": round(time.perf_counter() - t0 - prepared, 1),
           "rss_before_data_mb": round(base, 1), "prepare_peak_mb": round(prepare_peak, 1),
-          "data_peak_mb": round(peak_rss_mb() - base, 1)})
+          "data_peak_mb": round(peak_rss_mb() - base, 1),
+          "anon_after_epoch_mb": round(resident_mb("RssAnon") - anon_base, 1)})
+
+
+def resident_mb(field: str) -> float:
+    """``RssAnon`` (heap, not reclaimable) or ``RssFile`` (mapped file pages) of this process, MiB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
 
 
 if __name__ == "__main__":

@@ -40,7 +40,7 @@ class PackedBlocks(Dataset):
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         start = i * self.block_size
-        window = torch.from_numpy(self.split.tokens[start : start + self.block_size + 1].astype(np.int64))
+        window = torch.from_numpy(self.split.read(start, start + self.block_size + 1).astype(np.int64))
         return {"input_ids": window[:-1], "labels": window[1:]}
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tokenizers import Tokenizer
 from tqdm.auto import tqdm
 from transformers import PreTrainedTokenizerFast
 
@@ -32,29 +33,55 @@ log = logging.getLogger(__name__)
 SPLITS = ("train", "val")
 
 
+def _count_lines(path: Path) -> int:
+    with open(path, "rb") as fh:
+        return sum(block.count(b"\n") for block in iter(lambda: fh.read(1 << 20), b""))
+
+
+def _uncached(tok: PreTrainedTokenizerFast) -> Tokenizer:
+    """A copy of the tokenizer's backend without a word cache.
+
+    A BPE model caches up to 10,000 encoded "words"; a DNA chunk is one 200-letter word that
+    rarely repeats, so the cache never hits but held ~100 MB of native memory once full.
+    """
+    backend = Tokenizer.from_str(tok.backend_tokenizer.to_str())
+    if hasattr(backend.model, "_resize_cache"):
+        backend.model._resize_cache(0)
+    return backend
+
+
 def _encode_split(text: Path, tok: PreTrainedTokenizerFast, out: Path, dtype: np.dtype,
                   batch: int) -> dict[str, int]:
-    """Tokenize one split file into ``out``.bin/.idx.npy; return counts."""
-    sep = tok.eos_token_id
-    offsets, total, longest, unk = [0], 0, 0, 0
+    """Tokenize one split file into ``out``.bin/.idx.npy; return counts.
+
+    Memory does not grow with the corpus: chunks stream through in batches, tokens are appended
+    to the .bin file and offsets written into a memory-mapped .npy sized by a first line count.
+    """
+    sep, backend = tok.eos_token_id, _uncached(tok)
+    n = _count_lines(text)
+    offsets = np.lib.format.open_memmap(out.with_suffix(".idx.npy"), mode="w+", dtype=np.int64,
+                                        shape=(n + 1,))
+    offsets[0] = done = longest = unk = 0
     with open(text) as src, open(out.with_suffix(".bin"), "wb") as dst, \
-            tqdm(desc=f"tokenizing {text.stem}", unit=" chunks", disable=None) as bar:
+            tqdm(desc=f"tokenizing {text.stem}", total=n, unit=" chunks", disable=None) as bar:
         while lines := [line.rstrip("\n") for line in itertools.islice(src, batch)]:
-            encoded = tok.backend_tokenizer.encode_batch(lines, add_special_tokens=False)
-            for enc in encoded:
-                ids = enc.ids
-                longest = max(longest, len(ids))
-                unk += ids.count(tok.unk_token_id)
-                total += len(ids) + 1
-                offsets.append(total)
-                dst.write(np.asarray(ids + [sep], dtype=dtype).tobytes())
+            ids = [enc.ids + [sep] for enc in backend.encode_batch(lines, add_special_tokens=False)]
+            ends = offsets[done] + np.cumsum([len(x) for x in ids])
+            offsets[done + 1 : done + 1 + len(ids)] = ends
+            flat = np.fromiter(itertools.chain.from_iterable(ids), dtype=dtype)
+            dst.write(flat.tobytes())
+            longest = max(longest, max(len(x) for x in ids) - 1)
+            unk += sum(x.count(tok.unk_token_id) for x in ids)
+            done += len(ids)
             bar.update(len(lines))
-    np.save(out.with_suffix(".idx.npy"), np.asarray(offsets, dtype=np.int64))
-    return {"chunks": len(offsets) - 1, "tokens": total, "longest_chunk": longest, "unk": unk}
+    total = int(offsets[n])
+    offsets.flush()
+    del offsets
+    return {"chunks": n, "tokens": total, "longest_chunk": longest, "unk": unk}
 
 
 def build_token_cache(corpus_dir: str | Path, tok: PreTrainedTokenizerFast,
-                      cache_root: str | Path, batch: int = 1024) -> Path:
+                      cache_root: str | Path, batch: int = 128) -> Path:
     """Tokenize a prepared corpus into memory-mapped files, or reuse a matching cache.
 
     Args:
@@ -91,7 +118,15 @@ def build_token_cache(corpus_dir: str | Path, tok: PreTrainedTokenizerFast,
 
 
 class TokenSplit:
-    """Read-only view of one split of a token cache (memory-mapped, opened lazily per process)."""
+    """Read-only view of one split of a token cache (memory-mapped, opened lazily per process).
+
+    :meth:`read` and :meth:`chunk` re-open the maps every ``REMAP_EVERY`` reads: pages of a map
+    stay in the process's resident set until it is unmapped, so without this an epoch would end
+    with the whole token file counted in RSS (nanoGPT re-opens its memmap for every batch for the
+    same reason).
+    """
+
+    REMAP_EVERY = 64
 
     def __init__(self, cache_dir: str | Path, split: str) -> None:
         self.cache_dir = Path(cache_dir)
@@ -99,6 +134,7 @@ class TokenSplit:
         self.meta: dict[str, Any] = json.loads((self.cache_dir / "meta.json").read_text())
         self._tokens: np.ndarray | None = None
         self._offsets: np.ndarray | None = None
+        self._reads = 0
 
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "_tokens": None, "_offsets": None}
@@ -123,6 +159,14 @@ class TokenSplit:
         """Number of chunks in the split."""
         return int(self.meta["splits"][self.split]["chunks"])
 
+    def read(self, start: int, stop: int) -> np.ndarray:
+        """A copy of ``tokens[start:stop]``."""
+        self._reads += 1
+        if self._reads % self.REMAP_EVERY == 0:
+            self._tokens = self._offsets = None  # unmapped once the last view goes
+        return np.array(self.tokens[start:stop])
+
     def chunk(self, i: int) -> np.ndarray:
         """Token ids of chunk ``i`` without its separator."""
-        return np.asarray(self.tokens[self.offsets[i] : self.offsets[i + 1] - 1])
+        start, end = (int(x) for x in self.offsets[i : i + 2])
+        return self.read(start, end - 1)
