@@ -8,14 +8,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import DATA, run_cli
+from conftest import DATA, MISTRAL_TF0, run_cli
 
 from genolm.design.algorithms import annealing, genetic, greedy
 from genolm.design.constraints import Constraints
 from genolm.design.motifs import Motif, hits, pfm_to_pwm, read_jaspar_pfm, scan
 from genolm.design.optimize import optimize
-from genolm.design.oracle import Oracle
+from genolm.design.oracle import Oracle, classifier_oracle
 from genolm.errors import GenolmError
+from genolm.finetune import load_classifier
 
 MOTIF = "TATAAT"
 
@@ -105,3 +106,14 @@ def test_cli_optimize_with_real_oracle(tmp_path: Path) -> None:
         bad = run_cli("genolm-optimize", f"oracle.ckpt_path={tf0}", f"start.csv={DATA}/GUE/tf/0/test.csv",
                       "start.n=1", f"paths.root_dir={tmp_path}", f"paths.data_dir={DATA}", *args)
         assert bad.returncode == 1 and match in bad.stderr, (args, bad.stderr[-500:])
+
+
+def test_fast_classifier_oracle_equals_transformers_forward() -> None:
+    """The real tf0 classifier: fast trunk on a padded batch of unequal lengths vs transformers'
+    own forward one sequence at a time."""
+    module = load_classifier(MISTRAL_TF0)
+    seqs = ["ACGT" * 25, "GATTACA" * 9, "TTTTGGGGCCCCAAAA" * 4 + "ACG"]
+    fast = classifier_oracle(module, output="logit", device="cpu")(seqs)
+    slow = np.concatenate([classifier_oracle(module, output="logit", device="cpu", fast=False)([s])
+                           for s in seqs])
+    assert np.allclose(fast, slow, atol=1e-4) and np.ptp(fast) > 1e-3

@@ -9,6 +9,7 @@ import torch
 
 from genolm.errors import GenolmError
 from genolm.inference.scoring import encode, forward_batch, resolve_device
+from genolm.models.classifier import classifier_logits
 
 
 class Oracle:
@@ -38,8 +39,8 @@ class Oracle:
         return self.sign * self.raw(seqs)
 
 
-def classifier_oracle(module, target_class: int = 1, output: str = "prob", device: str = "auto"
-                      ) -> Callable[[list[str]], np.ndarray]:
+def classifier_oracle(module, target_class: int = 1, output: str = "prob", device: str = "auto",
+                      fast: bool = True) -> Callable[[list[str]], np.ndarray]:
     """Score function of a :class:`~genolm.modules.classifier.SequenceClassifierModule`.
 
     Args:
@@ -47,6 +48,9 @@ def classifier_oracle(module, target_class: int = 1, output: str = "prob", devic
         target_class: class whose probability (or logit) is the score.
         output: ``prob`` or ``logit``.
         device: ``auto``, ``cpu``, ``cuda``.
+        fast: Mixtral classifiers run through the fast trunk
+            (:func:`genolm.models.classifier.classifier_logits`); ``False`` is transformers' own
+            forward (the course's way, the benchmark's baseline).
 
     """
     num_labels = int(module.hparams.num_labels)
@@ -61,7 +65,7 @@ def classifier_oracle(module, target_class: int = 1, output: str = "prob", devic
     @torch.no_grad()
     def score(seqs: list[str]) -> np.ndarray:
         ids, mask = encode(tok, seqs, max_pos)
-        logits = net(input_ids=ids.to(dev), attention_mask=mask.to(dev)).logits.float()
+        logits = classifier_logits(net, ids.to(dev), mask.to(dev), fast).float()
         values = logits.softmax(-1) if output == "prob" else logits
         return values[:, target_class].cpu().numpy()
 

@@ -12,6 +12,7 @@ from transformers import (
     AutoConfig,
     AutoModelForSequenceClassification,
     AutoTokenizer,
+    MixtralForSequenceClassification,
     PretrainedConfig,
     PreTrainedModel,
     PreTrainedTokenizerFast,
@@ -19,6 +20,7 @@ from transformers import (
 
 from genolm.data.tokenizers import tokenizer_from_state
 from genolm.errors import GenolmError
+from genolm.models.fast_mixtral import mixtral_trunk
 
 log = logging.getLogger(__name__)
 MODES = ("full", "lora", "probe")
@@ -123,3 +125,18 @@ def trainable_parameters(model: nn.Module) -> tuple[int, int]:
     """``(trainable, total)`` parameter counts."""
     params = list(model.parameters())
     return sum(p.numel() for p in params if p.requires_grad), sum(p.numel() for p in params)
+
+
+@torch.no_grad()
+def classifier_logits(net: nn.Module, input_ids: torch.Tensor, mask: torch.Tensor, fast: bool = True
+                      ) -> torch.Tensor:
+    """Class logits ``[B, labels]`` of a sequence classifier on a right-padded batch.
+
+    With ``fast`` and a plain ``MixtralForSequenceClassification`` (not LoRA-wrapped) the trunk
+    runs through :func:`genolm.models.fast_mixtral.mixtral_trunk` and the head scores the last
+    real token, as transformers does (same numbers; trailing pads need no mask).
+    """
+    if fast and type(net) is MixtralForSequenceClassification:
+        hidden, _, _ = mixtral_trunk(net, input_ids)
+        return net.score(hidden[torch.arange(len(hidden), device=hidden.device), mask.sum(1) - 1])
+    return net(input_ids=input_ids, attention_mask=mask).logits
