@@ -110,7 +110,7 @@ def test_multirun_writes_summary(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("ckpt,match", [
-    ("nowhere", "neither a genolm .ckpt nor a Hugging Face folder"),
+    ("nowhere", "neither a genolm .ckpt file nor a Hugging Face folder"),
     ("models/Mixtral-8x7B-v0.1-dna-config", "not a sequence classifier"),
 ])
 def test_eval_bad_checkpoint(tmp_path: Path, ckpt: str, match: str) -> None:

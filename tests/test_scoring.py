@@ -172,4 +172,4 @@ def test_cli_scores_and_reports(lm, tmp_path: Path) -> None:
     assert "llr: AUROC exon vs intron" in res.stdout
     bad = run_cli("genolm-score", f"ckpt_path={tmp_path}/none", f"paths.root_dir={tmp_path}",
                   f"paths.data_dir={DATA}", "limit=5")
-    assert bad.returncode == 1 and "neither a .ckpt file nor a Hugging Face folder" in bad.stderr
+    assert bad.returncode == 1 and "neither a genolm .ckpt file nor a Hugging Face folder" in bad.stderr

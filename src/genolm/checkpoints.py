@@ -13,7 +13,7 @@ from transformers import (
 )
 
 from genolm.errors import GenolmError
-from genolm.io import atomic_dir
+from genolm.io import atomic_dir, model_source
 
 
 def load_causal_lm_module(ckpt_path: str | Path, map_location: str = "cpu"):
@@ -32,13 +32,11 @@ def load_causal_lm_module(ckpt_path: str | Path, map_location: str = "cpu"):
 def load_causal_lm(path: str | Path) -> tuple[PreTrainedModel, PreTrainedTokenizerFast]:
     """Return ``(model, tokenizer)`` from a genolm ``.ckpt`` or any HF causal-LM folder, offline."""
     path = Path(path)
-    if path.suffix == ".ckpt":
+    if model_source(path) == "ckpt":
         module = load_causal_lm_module(path)
         if module.tokenizer is None:
             raise GenolmError(f"{path}: checkpoint holds no tokenizer")
         return module.net.eval(), module.tokenizer
-    if not (path / "config.json").is_file():
-        raise GenolmError(f"{path}: neither a .ckpt file nor a Hugging Face folder with config.json")
     model = AutoModelForCausalLM.from_pretrained(str(path), local_files_only=True)
     tok = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
     return model.eval(), tok

@@ -12,6 +12,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from genolm.errors import GenolmError
+
 
 def sha256_file(path: str | Path, chunk_size: int = 1 << 20) -> str:
     """Return the hex SHA-256 of a file's bytes."""
@@ -25,6 +27,23 @@ def sha256_file(path: str | Path, chunk_size: int = 1 << 20) -> str:
 def sha256_text(text: str) -> str:
     """Return the hex SHA-256 of a string (UTF-8)."""
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def model_source(path: str | Path) -> str:
+    """``"ckpt"`` for a genolm Lightning checkpoint file, ``"hf"`` for a Hugging Face model folder.
+
+    Raises:
+        GenolmError: the ``.ckpt`` file is missing, or ``path`` is neither.
+
+    """
+    path = Path(path)
+    if path.suffix == ".ckpt":
+        if not path.is_file():
+            raise GenolmError(f"{path}: checkpoint not found")
+        return "ckpt"
+    if (path / "config.json").is_file():
+        return "hf"
+    raise GenolmError(f"{path}: neither a genolm .ckpt file nor a Hugging Face folder with config.json")
 
 
 def fingerprint(obj: Any) -> str:

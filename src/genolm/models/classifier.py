@@ -20,6 +20,7 @@ from transformers import (
 
 from genolm.data.tokenizers import tokenizer_from_state
 from genolm.errors import GenolmError
+from genolm.io import model_source
 from genolm.models.fast_mixtral import mixtral_trunk
 
 log = logging.getLogger(__name__)
@@ -74,15 +75,13 @@ def classifier_from_pretrained(path: str | Path, num_labels: int, new_head: bool
 
     """
     path = Path(path)
-    if path.suffix == ".ckpt":
+    if model_source(path) == "ckpt":
         model, tok_state = _from_causal_ckpt(path, num_labels)
         tok = tokenizer_from_state(tok_state)
-    elif (path / "config.json").is_file():
+    else:
         model = AutoModelForSequenceClassification.from_pretrained(
             str(path), num_labels=num_labels, ignore_mismatched_sizes=True, local_files_only=True)
         tok = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
-    else:
-        raise GenolmError(f"{path}: neither a genolm .ckpt nor a Hugging Face folder with config.json")
     if tok.pad_token_id is None:
         raise GenolmError(f"{path}: the tokenizer has no pad token")
     if new_head:
