@@ -33,24 +33,44 @@ def compute_dtype(x: torch.Tensor) -> torch.dtype:
     return torch.get_autocast_dtype(kind) if torch.is_autocast_enabled(kind) else x.dtype
 
 
-def rope_tables(net: nn.Module, length: int, device: torch.device, dtype: torch.dtype
-                ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Cosine and sine tables ``[length, head_dim]`` of the model's rotary embedding (cached)."""
+def rope_tables(net: nn.Module, length: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """Rotary table ``[length, head_dim / 2]`` of the model (cached).
+
+    Complex for float32/64 inputs, else the ``(cos, sin)`` pairs as a trailing dimension of 2.
+    """
     cache = net.__dict__.setdefault("_genolm_rope", {})
     key = (length, device, dtype)
     if key not in cache:
         rotary = net.model.rotary_emb
         freqs = torch.arange(length, device=device, dtype=torch.float32)[:, None] * rotary.inv_freq.to(device)
-        emb = torch.cat((freqs, freqs), dim=-1)
         scale = rotary.attention_scaling
-        cache[key] = ((emb.cos() * scale).to(dtype), (emb.sin() * scale).to(dtype))
+        if dtype in (torch.float32, torch.float64):
+            cache[key] = torch.polar(torch.full_like(freqs, scale), freqs).to(
+                torch.complex64 if dtype == torch.float32 else torch.complex128)
+        else:
+            cache[key] = torch.stack((freqs.cos() * scale, freqs.sin() * scale), dim=-1).to(dtype)
     return cache[key]
 
 
-def _rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    half = x.shape[-1] // 2
-    rotated = torch.cat((-x[..., half:], x[..., :half]), dim=-1)
-    return x * cos + rotated * sin
+def _pair_order(d: int, device: torch.device) -> torch.Tensor:
+    """Row order that puts rotary partners ``i`` and ``i + d/2`` of a head side by side."""
+    half = torch.arange(d // 2, device=device)
+    return torch.stack((half, half + d // 2), dim=-1).flatten()
+
+
+def _rotate(x: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
+    """Rotary embedding of ``x`` ``[B, T, heads, d]`` whose partners sit side by side.
+
+    transformers rotates the pair ``(x_i, x_{i+d/2})``; with the q/k projection rows reordered by
+    :func:`_pair_order` the pair is adjacent and the rotation is one complex multiplication (the
+    query-key dot products do not depend on the order of the head dimensions).
+    """
+    pairs = x.unflatten(-1, (-1, 2))
+    if table.is_complex():
+        return torch.view_as_real(torch.view_as_complex(pairs) * table[:, None]).flatten(-2)
+    cos, sin = table[:, None, :, 0], table[:, None, :, 1]
+    x0, x1 = pairs.unbind(-1)
+    return torch.stack((x0 * cos - x1 * sin, x1 * cos + x0 * sin), dim=-1).flatten(-2)
 
 
 def _attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None,
@@ -59,22 +79,25 @@ def _attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tenso
     return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=mask is None, scale=scale)
 
 
-def attention(attn: nn.Module, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
-              mask: torch.Tensor | None, prefix: tuple[torch.Tensor, torch.Tensor] | None = None,
-              keep: list | None = None) -> torch.Tensor:
+def attention(attn: nn.Module, x: torch.Tensor, rope: torch.Tensor, mask: torch.Tensor | None,
+              prefix: tuple[torch.Tensor, torch.Tensor] | None = None, keep: list | None = None
+              ) -> torch.Tensor:
     """Self-attention of one ``MixtralAttention`` (its q/k/v/o weights) over ``x`` ``[B, T, H]``.
 
-    ``prefix`` holds keys and values ``[B, kv_heads, P, d]`` of ``P`` earlier positions that every
-    query also sees (``x`` then sits at positions ``P ..``; pads, if any, must be at the end);
-    ``keep`` receives this call's keys and values (prefix included).
+    ``rope`` is :func:`rope_tables` for these positions. ``prefix`` holds keys and values
+    ``[B, kv_heads, P, d]`` of ``P`` earlier positions that every query also sees (``x`` then sits
+    at positions ``P ..``; pads, if any, must be at the end); ``keep`` receives this call's keys
+    and values (prefix included; keys in the side-by-side pair order of :func:`_rotate`).
     """
     b, t, _ = x.shape
     d = attn.head_dim
     n_q, n_kv = attn.q_proj.out_features // d, attn.k_proj.out_features // d
-    weight = torch.cat((attn.q_proj.weight, attn.k_proj.weight, attn.v_proj.weight))
-    q, k, v = F.linear(x, weight).split((n_q * d, n_kv * d, n_kv * d), dim=-1)
-    q = _rotate(q.view(b, t, n_q, d).transpose(1, 2), cos, sin)
-    k = _rotate(k.view(b, t, n_kv, d).transpose(1, 2), cos, sin)
+    order = _pair_order(d, x.device)
+    weight = torch.cat((attn.q_proj.weight.unflatten(0, (n_q, d))[:, order].flatten(0, 1),
+                        attn.k_proj.weight.unflatten(0, (n_kv, d))[:, order].flatten(0, 1),
+                        attn.v_proj.weight))
+    qk, v = F.linear(x, weight).split(((n_q + n_kv) * d, n_kv * d), dim=-1)
+    q, k = _rotate(qk.unflatten(-1, (n_q + n_kv, d)), rope).transpose(1, 2).split((n_q, n_kv), dim=1)
     v = v.view(b, t, n_kv, d).transpose(1, 2)
     if prefix is not None:
         k, v = torch.cat((prefix[0], k), dim=2), torch.cat((prefix[1], v), dim=2)
@@ -230,13 +253,13 @@ def mixtral_trunk(net: nn.Module, input_ids: torch.Tensor, attention_mask: torch
     trunk = net.model
     h = trunk.embed_tokens(input_ids)
     start = prefix[0][0].shape[2] if prefix is not None else 0
-    cos, sin = (x[start:] for x in rope_tables(net, start + input_ids.shape[1], h.device, compute_dtype(h)))
+    rope = rope_tables(net, start + input_ids.shape[1], h.device, compute_dtype(h))[start:]
     mask = _padding_mask(attention_mask) if attention_mask is not None else None
     eps, all_logits, kv = trunk.norm.variance_epsilon, [], []
     silu = net.config.hidden_act in ("silu", "swish")
     for i, layer in enumerate(trunk.layers):
         normed = F.rms_norm(h, (h.shape[-1],), layer.input_layernorm.weight, eps)
-        h = h + attention(layer.self_attn, normed, cos, sin, mask, prefix[i] if prefix is not None else None,
+        h = h + attention(layer.self_attn, normed, rope, mask, prefix[i] if prefix is not None else None,
                           kv if keep_kv else None)
         normed = F.rms_norm(h, (h.shape[-1],), layer.post_attention_layernorm.weight, eps)
         moe_out, logits = experts(layer.mlp, normed.reshape(-1, h.shape[-1]), silu)
