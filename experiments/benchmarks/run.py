@@ -84,6 +84,9 @@ def main() -> None:
     device = "cuda" if args.mode == "gpu" else "cpu"
     precisions = (args.precisions or ("bf16-mixed" if device == "cuda" else "32-true,bf16-mixed")).split(",")
     t0, info, rows = time.time(), machine(), []
+    # before the run rewrites profile_<mode>.md: "-dirty" then means edits made before the run
+    commit = subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True, text=True,
+                            cwd=HERE).stdout.strip() or "unknown"
     models = args.models.split(",")
     steps = dict(zip(models, (args.steps.split(",") * len(models))[: len(models)], strict=True))
     for model in models:
@@ -95,8 +98,6 @@ def main() -> None:
     inference = worker("inference.py", args.data_dir, device)
     worker("profile_hot_path.py", args.models.split(",")[0], 256, Path(args.out) / f"profile_{args.mode}.md")
     stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    commit = subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True, text=True,
-                            cwd=HERE).stdout.strip() or "unknown"
     lines = ["", f"## {stamp}: {args.mode}, {info.get('gpu', info['cpu'])} ({info['cores']} cores), "
              f"code {commit}", "",
              f"torch {info['torch']}, transformers {info['transformers']}, lightning {info['lightning']}, "
