@@ -97,7 +97,8 @@ class SaveOnSigterm(Callback):
     different steps and wait on each other for ever. Here the handler only records the request;
     at every training batch end the ranks agree (one all-reduce of a flag) whether any of them was
     asked to stop, and then all of them raise Lightning's ``SIGTERMException`` after the same batch
-    (after validation, when one is due), save the checkpoint together (rank 0 writes) and exit.
+    (the first that ends an optimizer step; after validation, when one is due), save the checkpoint
+    together (rank 0 writes) and exit.
 
     On SLURM the timeout/preemption signal (see :func:`preemption_handler`) takes the same path and
     then requeues the job; the requeued job resumes from that checkpoint in the same folder with
@@ -118,6 +119,7 @@ class SaveOnSigterm(Callback):
         self._pending: tuple[int, Any] | None = None  # a deferred (signal, frame)
         self._requested = False  # this rank was signalled
         self._agreed = False  # all ranks know that some rank was signalled
+        self._last_step = -1  # global step at the last agreement
 
     def setup(self, trainer, pl_module, stage: str) -> None:
         """Route the job's preemption signal through the same agreed stop."""
@@ -152,9 +154,14 @@ class SaveOnSigterm(Callback):
         self._take_sigterm()
 
     def on_train_batch_end(self, trainer, pl_module, outputs: Any, batch: Any, batch_idx: int) -> None:
-        """Agree across ranks whether to stop after this batch."""
-        if self._agreed:
+        """Agree across ranks whether to stop after this batch.
+
+        Only batches that ended an optimizer step count: a stop inside a gradient-accumulation
+        window would lose the window's gradients.
+        """
+        if self._agreed or trainer.global_step == self._last_step:
             return
+        self._last_step = trainer.global_step
         self._agreed = trainer.strategy.reduce_boolean_decision(self._requested, all=False)
         if self._agreed:
             trainer._signal_connector.received_sigterm = True  # Lightning raises after this batch
