@@ -105,6 +105,21 @@ def test_shared_prefix_pass_equals_two_independent_passes(lm, pairs) -> None:
     assert set(forward_pairs(model, r, a, "max", pool, likelihood=False)) == {"emb_ref", "emb_alt"}
 
 
+def test_pairs_differing_at_the_first_token_share_nothing(lm) -> None:
+    """Without a start token a variant at position 0 leaves no shared prefix: alt runs in full."""
+    model, _ = lm
+    ref = torch.tensor([[7, 8, 9, 10, 11], [12, 13, 14, 15, 16]])
+    alt = ref.clone()
+    alt[0, 0] = 20
+    ones = torch.ones_like(ref)
+    assert shared_prefix_length((ref, ones), (alt, ones)) == 0
+    got = forward_pairs(model, (ref, ones), (alt, ones), "mean", pool)
+    emb_r, ll_r = forward_batch(model, ref, ones, "mean", fast=False)
+    emb_a, ll_a = forward_batch(model, alt, ones, "mean", fast=False)
+    assert torch.allclose(got["emb_alt"], emb_a, atol=1e-5)
+    assert torch.allclose(got["llr"], ll_a - ll_r, atol=1e-4) and abs(float(got["llr"][1])) < 1e-5
+
+
 def test_group_auroc_matches_sklearn() -> None:
     rng = np.random.default_rng(1)
     scores = pd.DataFrame({"group": ["exon"] * 300 + ["intron"] * 200,

@@ -40,13 +40,13 @@ Batch = tuple[torch.Tensor, torch.Tensor]  # (input_ids, mask), right-padded
 def shared_prefix_length(ref: Batch, alt: Batch) -> int:
     """Tokens that every pair of the batch shares from the start.
 
-    At least 1 (the start token) and leaving at least one alternative token to run.
+    At least one alternative token is left to run; 0 when some pair differs at the first token.
     """
     (r_ids, r_mask), (a_ids, a_mask) = ref, alt
     m = min(r_ids.shape[1], a_ids.shape[1])
     differ = (r_ids[:, :m] != a_ids[:, :m]) | (r_mask[:, :m] == 0) | (a_mask[:, :m] == 0)
     first = torch.where(differ.any(1), differ.int().argmax(1), m)
-    return max(1, min(int(first.min()), a_ids.shape[1] - 1))
+    return max(0, min(int(first.min()), a_ids.shape[1] - 1))
 
 
 def _token_logp(model: PreTrainedModel, hidden: torch.Tensor, ids: torch.Tensor, mask: torch.Tensor,
@@ -84,15 +84,16 @@ def forward_pairs(model: PreTrainedModel, ref: Batch, alt: Batch, pooling: str, 
     """
     (r_ids, r_mask), (a_ids, a_mask) = ref, alt
     shared = shared_prefix_length(ref, alt)
-    h_ref, _, kv = mixtral_trunk(model, r_ids, keep_kv=True)
-    prefix = [(k[:, :, :shared], v[:, :, :shared]) for k, v in kv]
+    h_ref, _, kv = mixtral_trunk(model, r_ids, keep_kv=shared > 0)
+    prefix = [(k[:, :, :shared], v[:, :, :shared]) for k, v in kv] if shared else None
     h_alt, _, _ = mixtral_trunk(model, a_ids[:, shared:], prefix=prefix)
     h_alt = torch.cat((h_ref[:, :shared], h_alt), dim=1)
     out = {"emb_ref": pool(h_ref.float(), h_ref, r_mask, pooling),
            "emb_alt": pool(h_alt.float(), h_alt, a_mask, pooling)}
     if likelihood:
         lp_ref = _token_logp(model, h_ref, r_ids, r_mask, 0).double()
-        lp_alt = _token_logp(model, h_alt, a_ids, a_mask, shared - 1).double()
+        start = max(shared - 1, 0)  # positions before it predict the same tokens from the same states
+        lp_alt = _token_logp(model, h_alt, a_ids, a_mask, start).double()
         out["ref_ll"] = lp_ref.sum(1)
-        out["llr"] = lp_alt.sum(1) - lp_ref[:, shared - 1 :].sum(1)
+        out["llr"] = lp_alt.sum(1) - lp_ref[:, start:].sum(1)
     return out
