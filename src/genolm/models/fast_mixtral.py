@@ -4,7 +4,9 @@
 checkpoint, export and Mistral-DNA file keeps loading) and computes the same final hidden states
 and router load-balancing loss as transformers, with less work per step:
 
-- one fused QKV matmul per layer instead of three, RoPE tables cached per length and dtype;
+- one fused QKV matmul per layer instead of three; the rotary embedding of q and k as one
+  complex multiply (q/k projection rows reordered so rotary partners sit side by side), tables
+  cached per length and dtype;
 - attention through ``scaled_dot_product_attention`` with ``is_causal`` for packed batches (no
   mask tensor is built; for Mistral-DNA-1M's 8-wide heads on CPU this is 3.6x faster than
   materialising the score matrix) and a boolean mask only when the batch is padded;
@@ -14,6 +16,9 @@ and router load-balancing loss as transformers, with less work per step:
 - ``F.rms_norm`` instead of four element-wise passes;
 - no output capture hooks and no per-layer dataclasses.
 
+:func:`mixtral_trunk` is that pass itself; it can also return every layer's keys and values and
+continue from a cached prefix of them (variant scoring shares the ref window's prefix).
+
 The logits are left to :func:`genolm.models.fused_loss.linear_cross_entropy`, which never
 materialises the full ``tokens x vocab`` log-softmax. Outputs match transformers within 1e-4 in
 fp32 (``tests/test_fast_mixtral.py``). Model-parallel wrappers that gather parameters in module
@@ -21,6 +26,8 @@ hooks (FSDP) need transformers' own forward: see ``CausalLMModule(fast=...)``.
 """
 
 from __future__ import annotations
+
+import functools
 
 import torch
 import torch.nn.functional as F
@@ -52,6 +59,7 @@ def rope_tables(net: nn.Module, length: int, device: torch.device, dtype: torch.
     return cache[key]
 
 
+@functools.lru_cache(maxsize=16)
 def _pair_order(d: int, device: torch.device) -> torch.Tensor:
     """Row order that puts rotary partners ``i`` and ``i + d/2`` of a head side by side."""
     half = torch.arange(d // 2, device=device)
@@ -284,8 +292,7 @@ def mixtral_hidden_states(net: nn.Module, input_ids: torch.Tensor,
         ``(hidden [B, T, H], aux_loss)``.
 
     """
-    if attention_mask is not None and bool(attention_mask.all()):
-        attention_mask = None
+    # an all-real mask is dropped inside mixtral_trunk; with it the loss equals the unmasked one
     h, all_logits, _ = mixtral_trunk(net, input_ids, attention_mask)
     if not router_loss:
         return h, None
