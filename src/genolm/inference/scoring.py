@@ -38,12 +38,7 @@ def encode(tokenizer: PreTrainedTokenizerFast, seqs: Sequence[str], max_position
     if longest > max_positions:
         raise GenolmError(f"a window tokenizes to {longest} tokens, more than the model's "
                           f"{max_positions} positions; use shorter windows")
-    batch = torch.full((len(ids), longest), tokenizer.pad_token_id, dtype=torch.long)
-    mask = torch.zeros_like(batch)
-    for row, x in enumerate(ids):
-        batch[row, : len(x)] = torch.tensor(x)
-        mask[row, : len(x)] = 1
-    return batch, mask
+    return pad_batch(ids, tokenizer.pad_token_id)
 
 
 def pool(hidden: torch.Tensor, logits: torch.Tensor, mask: torch.Tensor, pooling: str) -> torch.Tensor:
@@ -102,18 +97,18 @@ def tokenize_windows(tokenizer: PreTrainedTokenizerFast, seqs: Sequence[str], ma
     return rows
 
 
-def _score_batch(model: PreTrainedModel, ref: tuple[torch.Tensor, torch.Tensor],
-                 alt: tuple[torch.Tensor, torch.Tensor], pooling: str, likelihood: bool
-                 ) -> dict[str, torch.Tensor]:
-    """Scores of one batch of pairs (shared-prefix pass for Mixtral, else one joint forward)."""
+def _score_batch(model: PreTrainedModel, ref: list[list[int]], alt: list[list[int]], pad_id: int,
+                 dev: torch.device, pooling: str, likelihood: bool) -> dict[str, torch.Tensor]:
+    """Scores of one batch of tokenized pairs.
+
+    Mixtral models take the shared-prefix pass; others one joint forward of ref and alt windows.
+    """
     if fast_pairs_supported(model, pooling):
-        got = forward_pairs(model, ref, alt, pooling, pool, likelihood)
+        r, a = (tuple(x.to(dev) for x in pad_batch(side, pad_id)) for side in (ref, alt))
+        got = forward_pairs(model, r, a, pooling, pool, likelihood)
     else:
-        n = len(ref[0])
-        width = max(ref[0].shape[1], alt[0].shape[1])
-        ids = torch.cat([F.pad(x[0], (0, width - x[0].shape[1]), value=0) for x in (ref, alt)])
-        mask = torch.cat([F.pad(x[1], (0, width - x[1].shape[1]), value=0) for x in (ref, alt)])
-        emb, ll = forward_batch(model, ids, mask, pooling)
+        n = len(ref)
+        emb, ll = forward_batch(model, *(x.to(dev) for x in pad_batch(ref + alt, pad_id)), pooling)
         got = {"emb_ref": emb[:n], "emb_alt": emb[n:], "ref_ll": ll[:n], "llr": ll[n:] - ll[:n]}
     e_r, e_a = got.pop("emb_ref"), got.pop("emb_alt")
     if not likelihood:
@@ -164,9 +159,8 @@ def score_variants(model: PreTrainedModel, tokenizer: PreTrainedTokenizerFast, r
     cols = {k: np.zeros(len(ref)) for k in ("l2", "cosine", "llr", "ref_ll")}
     for lo in tqdm(range(0, len(ref), batch_size), desc="scoring", unit="batch", disable=not progress):
         rows = order[lo : lo + batch_size]
-        batch = [tuple(x.to(dev) for x in pad_batch([side[i] for i in rows], tokenizer.pad_token_id))
-                 for side in tokens]
-        got = _score_batch(model, *batch, pooling, likelihood="llr" in scores)
+        got = _score_batch(model, *([side[i] for i in rows] for side in tokens), tokenizer.pad_token_id, dev,
+                           pooling, likelihood="llr" in scores)
         for name, values in got.items():
             cols[name][rows] = values.double().cpu().numpy()
     out = pd.DataFrame({"id": names,
