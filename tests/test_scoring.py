@@ -16,6 +16,7 @@ from genolm.checkpoints import export_hf
 from genolm.data.tokenizers import pretrained
 from genolm.errors import GenolmError
 from genolm.inference.pairs import forward_pairs, pad_batch, shared_prefix_length
+from genolm.inference.parallel import cpu_workers, map_batches
 from genolm.inference.report import auroc, group_report
 from genolm.inference.scoring import forward_batch, pool, score_pairs_one_by_one, score_variants
 from genolm.inference.variants import read_fasta_pairs, read_table_pairs, read_vcf_windows
@@ -118,6 +119,35 @@ def test_pairs_differing_at_the_first_token_share_nothing(lm) -> None:
     emb_a, ll_a = forward_batch(model, alt, ones, "mean", fast=False)
     assert torch.allclose(got["emb_alt"], emb_a, atol=1e-5)
     assert torch.allclose(got["llr"], ll_a - ll_r, atol=1e-4) and abs(float(got["llr"][1])) < 1e-5
+
+
+def test_worker_threads_give_the_same_scores_and_restore_torch_threads(lm, pairs) -> None:
+    model, tok = lm
+    ref, alt = pairs["ref"].tolist(), pairs["alt"].tolist()
+    threads = torch.get_num_threads()
+    one = score_variants(model, tok, ref, alt, batch_size=5, workers=1, progress=False)
+    two = score_variants(model, tok, ref, alt, batch_size=5, workers=3, progress=False)
+    assert torch.get_num_threads() == threads
+    assert np.allclose(one[["l2", "cosine"]], two[["l2", "cosine"]], rtol=1e-4, atol=1e-5)
+    assert np.allclose(one[["llr", "ref_ll"]], two[["llr", "ref_ll"]], rtol=0, atol=2e-4)
+    assert (one["id"] == two["id"]).all() and len(two) == len(ref)
+
+
+def test_map_batches_keeps_order_and_raises() -> None:
+    seen = []
+
+    def work(x: int) -> int:
+        seen.append(torch.get_num_threads())
+        if x == 7:
+            raise GenolmError("batch 7 failed")
+        return x * x
+
+    assert list(map_batches(work, range(6), 3)) == [x * x for x in range(6)]
+    assert set(seen) == {max(1, torch.get_num_threads() // 3)}
+    with pytest.raises(GenolmError, match="batch 7"):
+        list(map_batches(work, range(10), 2))
+    assert cpu_workers(torch.device("cpu"), None) == torch.get_num_threads()
+    assert cpu_workers(torch.device("cuda"), 4) == 1
 
 
 def test_group_auroc_matches_sklearn() -> None:

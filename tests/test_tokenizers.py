@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import gzip
 from pathlib import Path
 
 import pytest
-from conftest import CHR22, MISTRAL_TF0
+from conftest import CHR22, DATA, MISTRAL_TF0
 from tokenizers import Tokenizer
 
 from genolm.data import tokenizers as T
@@ -59,6 +60,20 @@ def test_pretrained_mistral_dna_ids_unchanged() -> None:
     assert tok("acgN", add_special_tokens=False)["input_ids"] == [0, 0, 0, 0]
     file_only = T.pretrained(MISTRAL_TF0 / "tokenizer.json")
     assert file_only(seq)["input_ids"] == raw.encode(seq).ids
+
+
+def test_encode_many_gives_the_ids_of_a_plain_call() -> None:
+    windows = [line.strip() for line in gzip.open(DATA / "SNP/SNPexon_ref_201b.fasta.gz", "rt")
+               if not line.startswith(">")][:200]
+    windows += ["NNNNACGT", "acgt", "A"]
+    want = T.pretrained(MISTRAL_TF0)(windows)["input_ids"]
+    for tok in (T.pretrained(MISTRAL_TF0), T.char()):
+        for specials in (True, False):
+            assert T.encode_many(tok, windows, specials) == \
+                tok(windows, add_special_tokens=specials)["input_ids"]
+    tok = T.pretrained(MISTRAL_TF0)
+    tok.backend_tokenizer.enable_truncation(8)  # a backend set to truncate goes through tok itself
+    assert [len(x) for x in T.encode_many(tok, windows[:3])] == [len(x) for x in want[:3]]
 
 
 def test_pretrained_missing(tmp_path: Path) -> None:

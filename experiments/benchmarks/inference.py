@@ -1,10 +1,11 @@
 """Benchmark worker: batched inference vs a per-sequence loop (the course's way), same model.
 
 - scoring: :func:`genolm.inference.scoring.score_variants` (batches of 128 pairs of similar
-  length, shared-prefix pass over the fast Mixtral trunk, head on real tokens only) vs
-  :func:`score_pairs_one_by_one` (one transformers forward per sequence), on the course's SNP
-  pairs; once with every score (the head runs for the likelihoods) and once with the embedding
-  distances only (the course's own score; both sides then skip the head);
+  length, shared-prefix pass over the fast Mixtral trunk, head on real tokens only, batches
+  side by side on the CPU cores) vs :func:`score_pairs_one_by_one` (one transformers forward
+  per sequence), on the course's SNP pairs; once with every score (the head runs for the
+  likelihoods) and once with the embedding distances only (the course's own score; both
+  sides then skip the head);
 - generation: :func:`genolm.inference.generation.generate_dna` batched with KV cache vs one
   sequence at a time without cache;
 - optimization oracle: a finetuned classifier, genolm's oracle on batches of 512 vs
@@ -41,23 +42,27 @@ def timed(func, *args, **kwargs) -> float:
     return time.perf_counter() - t0
 
 
-def scoring(model, tok, data: Path, n: int, device: str, scores: tuple[str, ...]) -> dict[str, float]:
-    """Pairs/s of both scorers on the first ``n`` exon pairs, computing ``scores``.
+def scoring(model, tok, data: Path, n_loop: int, n_batched: int, device: str,
+            scores: tuple[str, ...]) -> dict[str, float]:
+    """Pairs/s of the per-pair loop (first ``n_loop`` exon pairs) and batched (first ``n_batched``).
 
-    Median of 3 alternating rounds (a 2-core machine's speed drifts by ~20% between seconds).
+    Both compute ``scores``. The loop is ~10x slower per pair, so it gets fewer pairs: both then
+    run for a few seconds, and the 2-core machine's drift (~20% between seconds) hits both
+    alike. Median of 3 alternating rounds.
     """
     pairs = read_fasta_pairs(data / "SNP/SNPexon_ref_201b.fasta.gz", data / "SNP/SNPexon_alt_201b.fasta.gz",
-                             "exon", limit=n)
+                             "exon", limit=max(n_loop, n_batched))
     ref, alt = pairs["ref"].tolist(), pairs["alt"].tolist()
     likelihood = "llr" in scores
-    score_variants(model, tok, ref[:128], alt[:128], scores=scores, device=device, progress=False)  # warm-up
+    score_variants(model, tok, ref[:256], alt[:256], scores=scores, device=device, progress=False)  # warm-up
     loops, batched = [], []
     for _ in range(3):
-        loops.append(timed(score_pairs_one_by_one, model.to(device), tok, ref, alt, likelihood=likelihood))
-        batched.append(timed(score_variants, model, tok, ref, alt, scores=scores, batch_size=128,
-                             device=device, progress=False))
-    return {"unit": "pairs/s", "loop": n / statistics.median(loops),
-            "batched": n / statistics.median(batched)}
+        loops.append(timed(score_pairs_one_by_one, model.to(device), tok, ref[:n_loop], alt[:n_loop],
+                           likelihood=likelihood))
+        batched.append(timed(score_variants, model, tok, ref[:n_batched], alt[:n_batched], scores=scores,
+                             batch_size=128, device=device, progress=False))
+    return {"unit": "pairs/s", "loop": n_loop / statistics.median(loops),
+            "batched": n_batched / statistics.median(batched)}
 
 
 def generation(model, tok, n: int, length: int, device: str) -> dict[str, float]:
@@ -93,8 +98,9 @@ def main() -> None:
     model = MixtralForCausalLM.from_pretrained(data / TF0).eval()
     tok = pretrained(data / TF0)
     every, embeddings = ("l2", "cosine", "llr"), ("l2", "cosine")
-    tasks = {"scoring (l2, cosine, llr)": scoring(model, tok, data, 512, device, every),
-             "scoring (l2, cosine: embeddings only)": scoring(model, tok, data, 512, device, embeddings),
+    tasks = {"scoring (l2, cosine, llr)": scoring(model, tok, data, 512, 4096, device, every),
+             "scoring (l2, cosine: embeddings only)":
+                 scoring(model, tok, data, 512, 4096, device, embeddings),
              "generation": generation(model, tok, 32, 200, device),
              "optimization oracle": oracle(data, 200, device)}
     for row in tasks.values():

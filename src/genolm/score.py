@@ -46,7 +46,8 @@ def run(cfg: DictConfig) -> tuple[pd.DataFrame, dict[str, Any]]:
     scores = score_variants(model, tokenizer, pairs["ref"].tolist(), pairs["alt"].tolist(),
                             ids=pairs["id"].tolist(), groups=pairs["group"].tolist(),
                             scores=list(cfg.scores), pooling=cfg.pooling,
-                            batch_size=cfg.batch_size, device=cfg.device)
+                            batch_size=cfg.batch_size, device=cfg.device,
+                            workers=cfg.workers)
     seconds = time.perf_counter() - start
     out = Path(cfg.paths.output_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -20,12 +20,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tokenizers import Tokenizer
 from tqdm.auto import tqdm
 from transformers import PreTrainedTokenizerFast
 
 from genolm.data.corpus import load_corpus_meta
-from genolm.data.tokenizers import tokenizer_fingerprint
+from genolm.data.tokenizers import tokenizer_fingerprint, uncached_backend
 from genolm.errors import GenolmError
 from genolm.io import atomic_dir
 
@@ -38,18 +37,6 @@ def _count_lines(path: Path) -> int:
         return sum(block.count(b"\n") for block in iter(lambda: fh.read(1 << 20), b""))
 
 
-def _uncached(tok: PreTrainedTokenizerFast) -> Tokenizer:
-    """A copy of the tokenizer's backend without a word cache.
-
-    A BPE model caches up to 10,000 encoded "words"; a DNA chunk is one 200-letter word that
-    rarely repeats, so the cache never hits but held ~100 MB of native memory once full.
-    """
-    backend = Tokenizer.from_str(tok.backend_tokenizer.to_str())
-    if hasattr(backend.model, "_resize_cache"):
-        backend.model._resize_cache(0)
-    return backend
-
-
 def _encode_split(text: Path, tok: PreTrainedTokenizerFast, out: Path, dtype: np.dtype,
                   batch: int) -> dict[str, int]:
     """Tokenize one split file into ``out``.bin/.idx.npy; return counts.
@@ -57,7 +44,7 @@ def _encode_split(text: Path, tok: PreTrainedTokenizerFast, out: Path, dtype: np
     Memory does not grow with the corpus: chunks stream through in batches, tokens are appended
     to the .bin file and offsets written into a memory-mapped .npy sized by a first line count.
     """
-    sep, backend = tok.eos_token_id, _uncached(tok)
+    sep, backend = tok.eos_token_id, uncached_backend(tok)
     n = _count_lines(text)
     offsets = np.lib.format.open_memmap(out.with_suffix(".idx.npy"), mode="w+", dtype=np.int64,
                                         shape=(n + 1,))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import json
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,32 @@ def wrap_tokenizer(tok: Tokenizer) -> PreTrainedTokenizerFast:
     return PreTrainedTokenizerFast(
         tokenizer_object=tok, unk_token="[UNK]", cls_token="[CLS]", sep_token="[SEP]",
         pad_token="[PAD]", mask_token="[MASK]", bos_token="[CLS]", eos_token="[SEP]")
+
+
+def uncached_backend(tok: PreTrainedTokenizerFast) -> Tokenizer:
+    """A copy of the tokenizer's backend without a word cache.
+
+    A BPE model caches up to 10,000 encoded "words"; a DNA chunk is one 200-letter word that
+    rarely repeats, so the cache never hits but held ~100 MB of native memory once full.
+    """
+    backend = Tokenizer.from_str(tok.backend_tokenizer.to_str())
+    if hasattr(backend.model, "_resize_cache"):
+        backend.model._resize_cache(0)
+    return backend
+
+
+def encode_many(tok: PreTrainedTokenizerFast, seqs: Sequence[str], add_special_tokens: bool = True
+                ) -> list[list[int]]:
+    """Token ids of many sequences, straight from the Rust backend (same ids as ``tok(seqs)``).
+
+    Skips transformers' per-call wrapping (offsets, masks and type ids turned into Python
+    lists): about 1.7x as fast as ``tok(seqs)`` on 201-base windows. A backend configured to
+    truncate or pad goes through ``tok`` itself.
+    """
+    backend = tok.backend_tokenizer
+    if backend.truncation is not None or backend.padding is not None:
+        return tok(list(seqs), add_special_tokens=add_special_tokens)["input_ids"]
+    return [e.ids for e in backend.encode_batch_fast(list(seqs), add_special_tokens=add_special_tokens)]
 
 
 def _iter_lines(path: Path, limit: int | None):

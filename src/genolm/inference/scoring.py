@@ -21,8 +21,10 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 from transformers import MixtralForCausalLM, PreTrainedModel, PreTrainedTokenizerFast
 
+from genolm.data.tokenizers import encode_many
 from genolm.errors import GenolmError
 from genolm.inference.pairs import fast_pairs_supported, forward_pairs, pad_batch
+from genolm.inference.parallel import cpu_workers, map_batches
 from genolm.models.fast_mixtral import mixtral_hidden_states
 from genolm.models.fused_loss import IGNORE, token_log_probs
 
@@ -33,7 +35,7 @@ SCORES = ("l2", "cosine", "llr")
 def encode(tokenizer: PreTrainedTokenizerFast, seqs: Sequence[str], max_positions: int
            ) -> tuple[torch.Tensor, torch.Tensor]:
     """Tokenize (upper case, with special tokens) and right-pad; returns ``(input_ids, mask)``."""
-    ids = tokenizer([s.upper() for s in seqs], add_special_tokens=True)["input_ids"]
+    ids = encode_many(tokenizer, [s.upper() for s in seqs])
     longest = max(len(x) for x in ids)
     if longest > max_positions:
         raise GenolmError(f"a window tokenizes to {longest} tokens, more than the model's "
@@ -89,7 +91,7 @@ def resolve_device(device: str | None) -> torch.device:
 def tokenize_windows(tokenizer: PreTrainedTokenizerFast, seqs: Sequence[str], max_positions: int,
                      names: Sequence[str], side: str) -> list[list[int]]:
     """Token ids (upper case, with special tokens) of every window; too long: one error naming it."""
-    rows = tokenizer([s.upper() for s in seqs], add_special_tokens=True)["input_ids"]
+    rows = encode_many(tokenizer, [s.upper() for s in seqs])
     for name, row in zip(names, rows, strict=True):
         if len(row) > max_positions:
             raise GenolmError(f"pair {name}: the {side} window tokenizes to {len(row)} tokens, more than "
@@ -120,7 +122,7 @@ def score_variants(model: PreTrainedModel, tokenizer: PreTrainedTokenizerFast, r
                    alt: Sequence[str], ids: Sequence[str] | None = None,
                    groups: Sequence[str] | None = None, scores: Sequence[str] = SCORES,
                    pooling: str = "mean", batch_size: int = 64, device: str | None = "auto",
-                   progress: bool = True) -> pd.DataFrame:
+                   progress: bool = True, workers: int | None = None) -> pd.DataFrame:
     """Score ref/alt window pairs with a causal LM.
 
     Args:
@@ -135,6 +137,8 @@ def score_variants(model: PreTrainedModel, tokenizer: PreTrainedTokenizerFast, r
         batch_size: pairs per forward pass (2 x batch_size sequences).
         device: ``auto``, ``cpu``, ``cuda``, ...
         progress: show a progress bar.
+        workers: on CPU, batches scored side by side on this many threads (default: torch's
+            intra-op thread count, each worker then single-threaded); GPUs take one at a time.
 
     Returns:
         DataFrame with ``id``, ``group`` and one column per score (``llr`` adds ``ref_ll``).
@@ -157,10 +161,16 @@ def score_variants(model: PreTrainedModel, tokenizer: PreTrainedTokenizerFast, r
     # batches of similar lengths (less padding); rows go back to input order below
     order = np.argsort([max(len(r), len(a)) for r, a in zip(*tokens, strict=True)], kind="stable")
     cols = {k: np.zeros(len(ref)) for k in ("l2", "cosine", "llr", "ref_ll")}
-    for lo in tqdm(range(0, len(ref), batch_size), desc="scoring", unit="batch", disable=not progress):
-        rows = order[lo : lo + batch_size]
-        got = _score_batch(model, *([side[i] for i in rows] for side in tokens), tokenizer.pad_token_id, dev,
-                           pooling, likelihood="llr" in scores)
+    batches = [order[lo : lo + batch_size] for lo in range(0, len(ref), batch_size)]
+
+    def one(rows: np.ndarray) -> dict[str, torch.Tensor]:
+        return _score_batch(model, *([side[i] for i in rows] for side in tokens), tokenizer.pad_token_id,
+                            dev, pooling, likelihood="llr" in scores)
+
+    results = map_batches(one, batches, cpu_workers(dev, workers))
+    bar = tqdm(zip(batches, results, strict=True), total=len(batches), desc="scoring", unit="batch",
+               disable=not progress)
+    for rows, got in bar:
         for name, values in got.items():
             cols[name][rows] = values.double().cpu().numpy()
     out = pd.DataFrame({"id": names,

@@ -4,15 +4,14 @@
 checkpoint, export and Mistral-DNA file keeps loading) and computes the same final hidden states
 and router load-balancing loss as transformers, with less work per step:
 
-- one fused QKV matmul per layer instead of three; the rotary embedding of q and k as one
-  complex multiply (q/k projection rows reordered so rotary partners sit side by side), tables
-  cached per length and dtype;
-- attention through ``scaled_dot_product_attention`` with ``is_causal`` for packed batches (no
-  mask tensor is built; for Mistral-DNA-1M's 8-wide heads on CPU this is 3.6x faster than
-  materialising the score matrix) and a boolean mask only when the batch is padded;
+- attention as :func:`genolm.models.attention.attention`: one fused QKV matmul per layer instead
+  of three, the rotary embedding as one complex multiply, ``scaled_dot_product_attention``
+  without a mask tensor for packed batches, and blocked materialised scores for short windows
+  at inference on CPU;
 - mixture-of-experts by sorting token-expert pairs once per layer and running one gate/up and one
   down matmul per non-empty expert on contiguous rows (one gather, one ``index_add_``), instead
-  of a boolean mask and ``torch.where`` per expert;
+  of a boolean mask and ``torch.where`` per expert; with one expert per token (Mistral-DNA) no
+  router softmax and no weights (they are exactly 1), and a permutation back instead of a sum;
 - ``F.rms_norm`` instead of four element-wise passes;
 - no output capture hooks and no per-layer dataclasses.
 
@@ -27,95 +26,11 @@ hooks (FSDP) need transformers' own forward: see ``CausalLMModule(fast=...)``.
 
 from __future__ import annotations
 
-import functools
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-
-def compute_dtype(x: torch.Tensor) -> torch.dtype:
-    """The dtype matmuls on ``x`` run in: autocast's if enabled on its device, else its own."""
-    kind = x.device.type
-    return torch.get_autocast_dtype(kind) if torch.is_autocast_enabled(kind) else x.dtype
-
-
-def rope_tables(net: nn.Module, length: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
-    """Rotary table ``[length, head_dim / 2]`` of the model (cached).
-
-    Complex for float32/64 inputs, else the ``(cos, sin)`` pairs as a trailing dimension of 2.
-    """
-    cache = net.__dict__.setdefault("_genolm_rope", {})
-    key = (length, device, dtype)
-    if key not in cache:
-        rotary = net.model.rotary_emb
-        freqs = torch.arange(length, device=device, dtype=torch.float32)[:, None] * rotary.inv_freq.to(device)
-        scale = rotary.attention_scaling
-        if dtype in (torch.float32, torch.float64):
-            cache[key] = torch.polar(torch.full_like(freqs, scale), freqs).to(
-                torch.complex64 if dtype == torch.float32 else torch.complex128)
-        else:
-            cache[key] = torch.stack((freqs.cos() * scale, freqs.sin() * scale), dim=-1).to(dtype)
-    return cache[key]
-
-
-@functools.lru_cache(maxsize=16)
-def _pair_order(d: int, device: torch.device) -> torch.Tensor:
-    """Row order that puts rotary partners ``i`` and ``i + d/2`` of a head side by side."""
-    half = torch.arange(d // 2, device=device)
-    return torch.stack((half, half + d // 2), dim=-1).flatten()
-
-
-def _rotate(x: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
-    """Rotary embedding of ``x`` ``[B, T, heads, d]`` whose partners sit side by side.
-
-    transformers rotates the pair ``(x_i, x_{i+d/2})``; with the q/k projection rows reordered by
-    :func:`_pair_order` the pair is adjacent and the rotation is one complex multiplication (the
-    query-key dot products do not depend on the order of the head dimensions).
-    """
-    pairs = x.unflatten(-1, (-1, 2))
-    if table.is_complex():
-        return torch.view_as_real(torch.view_as_complex(pairs) * table[:, None]).flatten(-2)
-    cos, sin = table[:, None, :, 0], table[:, None, :, 1]
-    x0, x1 = pairs.unbind(-1)
-    return torch.stack((x0 * cos - x1 * sin, x1 * cos + x0 * sin), dim=-1).flatten(-2)
-
-
-def _attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None,
-            scale: float) -> torch.Tensor:
-    """Causal attention over ``[B, heads, T, d]``; ``mask`` is boolean ``[B, 1, T, T]`` or None."""
-    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=mask is None, scale=scale)
-
-
-def attention(attn: nn.Module, x: torch.Tensor, rope: torch.Tensor, mask: torch.Tensor | None,
-              prefix: tuple[torch.Tensor, torch.Tensor] | None = None, keep: list | None = None
-              ) -> torch.Tensor:
-    """Self-attention of one ``MixtralAttention`` (its q/k/v/o weights) over ``x`` ``[B, T, H]``.
-
-    ``rope`` is :func:`rope_tables` for these positions. ``prefix`` holds keys and values
-    ``[B, kv_heads, P, d]`` of ``P`` earlier positions that every query also sees (``x`` then sits
-    at positions ``P ..``; pads, if any, must be at the end); ``keep`` receives this call's keys
-    and values (prefix included; keys in the side-by-side pair order of :func:`_rotate`).
-    """
-    b, t, _ = x.shape
-    d = attn.head_dim
-    n_q, n_kv = attn.q_proj.out_features // d, attn.k_proj.out_features // d
-    order = _pair_order(d, x.device)
-    weight = torch.cat((attn.q_proj.weight.unflatten(0, (n_q, d))[:, order].flatten(0, 1),
-                        attn.k_proj.weight.unflatten(0, (n_kv, d))[:, order].flatten(0, 1),
-                        attn.v_proj.weight))
-    qk, v = F.linear(x, weight).split(((n_q + n_kv) * d, n_kv * d), dim=-1)
-    q, k = _rotate(qk.unflatten(-1, (n_q + n_kv, d)), rope).transpose(1, 2).split((n_q, n_kv), dim=1)
-    v = v.view(b, t, n_kv, d).transpose(1, 2)
-    if prefix is not None:
-        k, v = torch.cat((prefix[0], k), dim=2), torch.cat((prefix[1], v), dim=2)
-        mask = torch.ones(t, k.shape[2], dtype=torch.bool, device=x.device).tril(k.shape[2] - t)
-    if keep is not None:
-        keep.append((k, v))
-    if n_kv != n_q:
-        k, v = k.repeat_interleave(n_q // n_kv, dim=1), v.repeat_interleave(n_q // n_kv, dim=1)
-    out = _attend(q, k, v, mask, attn.scaling)
-    return attn.o_proj(out.transpose(1, 2).reshape(b, t, n_q * d))
+from genolm.models.attention import attention, compute_dtype, rope_tables
 
 
 def _segments(counts: list[int]):
@@ -195,10 +110,13 @@ def experts(moe: nn.Module, x: torch.Tensor, silu: bool = True) -> tuple[torch.T
     """
     gate, bank = moe.gate, moe.experts
     logits = F.linear(x, gate.weight)
-    probs = torch.softmax(logits.float(), dim=-1)
-    weights, chosen = torch.topk(probs, gate.top_k, dim=-1)
-    weights = weights / weights.sum(dim=-1, keepdim=True)
-    flat = chosen.reshape(-1)
+    if gate.top_k == 1:
+        # transformers divides the top probability by itself: the weight is exactly 1, and the
+        # softmax's top expert is the logits' argmax
+        flat, weights = logits.float().argmax(dim=-1), None
+    else:
+        weights, chosen = torch.topk(torch.softmax(logits.float(), dim=-1), gate.top_k, dim=-1)
+        weights, flat = weights / weights.sum(dim=-1, keepdim=True), chosen.reshape(-1)
     order = torch.argsort(flat, stable=True)
     rows = order // gate.top_k
     counts = torch.bincount(flat, minlength=bank.num_experts).tolist()
@@ -207,6 +125,8 @@ def experts(moe: nn.Module, x: torch.Tensor, silu: bool = True) -> tuple[torch.T
         out = _SwiGLUExperts.apply(picked, bank.gate_up_proj, bank.down_proj, counts)
     else:
         out = _expert_loop(bank, picked, counts)
+    if weights is None:  # every token once: a permutation back, no zero-fill and sum
+        return torch.empty_like(x, dtype=out.dtype).index_copy_(0, rows, out), logits
     out = out * weights.reshape(-1).index_select(0, order)[:, None].to(out.dtype)
     return torch.zeros_like(x, dtype=out.dtype).index_add_(0, rows, out), logits
 

@@ -1,0 +1,48 @@
+"""Independent batches side by side on CPU threads (inter-op parallelism).
+
+A small model's forward pass over one batch is a few hundred short kernels, many too small for
+torch's intra-op threads to split well, plus Python between them; with one batch per thread
+and one intra-op thread each, the cores stay busy (on a 2-core CPU scoring 1,024 SNP pairs
+with Mistral-DNA-1M: ~1,200 pairs/s with two workers vs ~960 with one batch at a time on
+both cores). Kernels release the GIL, so threads suffice and the weights are shared.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
+
+import torch
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def cpu_workers(device: torch.device, workers: int | None) -> int:
+    """Threads to run batches on: ``workers`` if given, else torch's intra-op threads on CPU; 1 on GPUs."""
+    if device.type != "cpu":
+        return 1
+    return max(1, workers if workers is not None else torch.get_num_threads())
+
+
+def map_batches(fn: Callable[[T], R], batches: Iterable[T], workers: int) -> Iterator[R]:
+    """``fn(batch)`` for every batch, in order; with ``workers > 1`` on that many threads.
+
+    Each worker thread gets an equal share of torch's intra-op threads (at least one). The
+    caller's thread setting is restored afterwards (``torch.set_num_threads`` in a worker also
+    changes the default that new threads start from). An exception in ``fn`` cancels the
+    batches not yet started and is raised here.
+    """
+    if workers <= 1:
+        yield from map(fn, batches)
+        return
+    total = torch.get_num_threads()
+    share = max(1, total // workers)
+    pool = ThreadPoolExecutor(workers, thread_name_prefix="genolm-batch",
+                              initializer=torch.set_num_threads, initargs=(share,))
+    try:
+        yield from pool.map(fn, batches)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+        torch.set_num_threads(total)
