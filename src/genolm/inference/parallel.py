@@ -19,11 +19,20 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 
+MAX_DEFAULT_WORKERS = 8  # the Python between kernels holds the GIL; more threads would queue on it
+
+
 def cpu_workers(device: torch.device, workers: int | None) -> int:
-    """Threads to run batches on: ``workers`` if given, else torch's intra-op threads on CPU; 1 on GPUs."""
+    """Threads to run batches on.
+
+    1 on GPUs; on CPU ``workers`` if given, else torch's intra-op thread count up to
+    :data:`MAX_DEFAULT_WORKERS` (the gain was measured on 2 cores only).
+    """
     if device.type != "cpu":
         return 1
-    return max(1, workers if workers is not None else torch.get_num_threads())
+    if workers is None:
+        workers = min(torch.get_num_threads(), MAX_DEFAULT_WORKERS)
+    return max(1, workers)
 
 
 def map_batches(fn: Callable[[T], R], batches: Iterable[T], workers: int) -> Iterator[R]:

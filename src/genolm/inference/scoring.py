@@ -138,7 +138,8 @@ def score_variants(model: PreTrainedModel, tokenizer: PreTrainedTokenizerFast, r
         device: ``auto``, ``cpu``, ``cuda``, ...
         progress: show a progress bar.
         workers: on CPU, batches scored side by side on this many threads (default: torch's
-            intra-op thread count, each worker then single-threaded); GPUs take one at a time.
+            intra-op thread count, at most 8; torch's threads are shared out among them); GPUs
+            take one batch at a time.
 
     Returns:
         DataFrame with ``id``, ``group`` and one column per score (``llr`` adds ``ref_ll``).
