@@ -1,9 +1,11 @@
 """Profile one training step of both paths with the torch profiler; write the top operators.
 
-Usage: python experiments/benchmarks/profile_hot_path.py MODEL CHUNKS OUT.md
+Usage: python experiments/benchmarks/profile_hot_path.py MODEL CHUNKS OUT.md [DATA_DIR DEVICE]
 Profiles transformers' forward + ``F.cross_entropy`` on a left-padded batch (the course's hot
 path) and genolm's fast forward + fused loss on a packed batch of the same tokens, each followed
-by fused AdamW, on random tokens shaped like 200-base chunks (42 tokens, padded to 49).
+by fused AdamW, on random tokens shaped like 200-base chunks (42 tokens, padded to 49). With
+``DATA_DIR``, also variant scoring with every score on the course's exon SNP pairs: the per-pair
+loop and ``score_variants`` (one batch at a time, so every operator lands on this thread).
 """
 
 from __future__ import annotations
@@ -16,7 +18,11 @@ import torch.nn.functional as F
 from common import emit, machine, pretrain_cfg
 from omegaconf import OmegaConf
 from torch.profiler import ProfilerActivity, profile
+from transformers import MixtralForCausalLM
 
+from genolm.data.tokenizers import pretrained
+from genolm.inference.scoring import score_pairs_one_by_one, score_variants
+from genolm.inference.variants import read_fasta_pairs
 from genolm.models.fast_mixtral import mixtral_hidden_states
 from genolm.models.fused_loss import linear_cross_entropy
 from genolm.models.mixtral import build_causal_lm, mixtral_config
@@ -47,10 +53,33 @@ def top_ops(step, net, ids: torch.Tensor, rows: int = 12) -> str:
 
     for _ in range(2):
         one()
+    return profiled(lambda: [one() for _ in range(2)], rows)
+
+
+def profiled(run, rows: int) -> str:
+    """The operator table (most self CPU time first) of one call of ``run``."""
     with profile(activities=[ProfilerActivity.CPU]) as prof:
-        for _ in range(2):
-            one()
+        run()
     return prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=rows, max_name_column_width=48)
+
+
+def scoring_ops(data: Path, device: str, rows: int = 12) -> list[str]:
+    """Markdown sections: operator tables of the per-pair loop (64 pairs) and batched scoring (512)."""
+    tf0 = data / "models/Mistral-DNA-v1-1M-hg38-finetuned-tf0"
+    net, tok = MixtralForCausalLM.from_pretrained(tf0).eval().to(device), pretrained(tf0)
+    pairs = read_fasta_pairs(data / "SNP/SNPexon_ref_201b.fasta.gz", data / "SNP/SNPexon_alt_201b.fasta.gz",
+                             "exon", limit=512)
+    ref, alt = pairs["ref"].tolist(), pairs["alt"].tolist()
+    runs = {"per-pair loop, 64 pairs (transformers forward per sequence)":
+            lambda: score_pairs_one_by_one(net, tok, ref[:64], alt[:64]),
+            "score_variants, 512 pairs in batches of 128 (workers=1)":
+            lambda: score_variants(net, tok, ref, alt, batch_size=128, device=device, progress=False,
+                                   workers=1)}
+    text = []
+    for title, run in runs.items():
+        run()  # warm-up
+        text += [f"## Scoring: {title}\n", "```", profiled(run, rows), "```\n"]
+    return text
 
 
 def main() -> None:
@@ -67,6 +96,8 @@ def main() -> None:
             "```", top_ops(course_step, net, padded), "```\n",
             "## genolm hot path (fast forward + fused loss, packed)\n",
             "```", top_ops(genolm_step, net, packed), "```\n"]
+    if len(sys.argv) > 5:
+        text += scoring_ops(Path(sys.argv[4]), sys.argv[5])
     out.write_text("\n".join(text))
     emit({"path": "profile", "out": str(out)})
 

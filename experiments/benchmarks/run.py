@@ -96,7 +96,8 @@ def main() -> None:
     work = Path(args.out) / "results" / "work"
     data = [worker("data_memory.py", args.data_dir, r, work) for r in (1, 10)]
     inference = worker("inference.py", args.data_dir, device)
-    worker("profile_hot_path.py", args.models.split(",")[0], 256, Path(args.out) / f"profile_{args.mode}.md")
+    worker("profile_hot_path.py", args.models.split(",")[0], 256, Path(args.out) / f"profile_{args.mode}.md",
+           args.data_dir, device)
     stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     lines = ["", f"## {stamp}: {args.mode}, {info.get('gpu', info['cpu'])} ({info['cores']} cores), "
              f"code {commit}", "",
