@@ -133,6 +133,12 @@ def test_worker_threads_give_the_same_scores_and_restore_torch_threads(lm, pairs
     assert (one["id"] == two["id"]).all() and len(two) == len(ref)
 
 
+def test_pad_batch_right_pads() -> None:
+    ids, mask = pad_batch([[5, 6, 7], [8], [9, 10]], 3)
+    assert ids.tolist() == [[5, 6, 7], [8, 3, 3], [9, 10, 3]]
+    assert mask.tolist() == [[1, 1, 1], [1, 0, 0], [1, 1, 0]] and ids.dtype == mask.dtype == torch.long
+
+
 def test_map_batches_keeps_order_and_raises() -> None:
     seen = []
 

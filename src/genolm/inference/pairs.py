@@ -12,8 +12,10 @@ positions. Results equal two independent forward passes to float32 rounding (tes
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 
+import numpy as np
 import torch
 from transformers import MixtralForCausalLM, PreTrainedModel
 
@@ -24,14 +26,12 @@ Pooling = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, str], torch.Tensor
 
 
 def pad_batch(rows: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Right-pad token lists into ``(input_ids, mask)``."""
-    longest = max(len(x) for x in rows)
-    ids = torch.full((len(rows), longest), pad_id, dtype=torch.long)
-    mask = torch.zeros_like(ids)
-    for i, x in enumerate(rows):
-        ids[i, : len(x)] = torch.as_tensor(x)
-        mask[i, : len(x)] = 1
-    return ids, mask
+    """Right-pad token lists into ``(input_ids, mask)`` (one NumPy fill, no per-row tensors)."""
+    lengths = np.fromiter(map(len, rows), dtype=np.int64, count=len(rows))
+    mask = np.arange(lengths.max()) < lengths[:, None]
+    ids = np.full(mask.shape, pad_id, dtype=np.int64)
+    ids[mask] = np.fromiter(itertools.chain.from_iterable(rows), dtype=np.int64, count=int(lengths.sum()))
+    return torch.from_numpy(ids), torch.from_numpy(mask.astype(np.int64))
 
 
 Batch = tuple[torch.Tensor, torch.Tensor]  # (input_ids, mask), right-padded
@@ -65,7 +65,7 @@ def fast_pairs_supported(model: PreTrainedModel, pooling: str) -> bool:
     return isinstance(model, MixtralForCausalLM) and pooling != "logits_max"
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def forward_pairs(model: PreTrainedModel, ref: Batch, alt: Batch, pooling: str, pool: Pooling,
                   likelihood: bool = True) -> dict[str, torch.Tensor]:
     """Pooled embeddings of both windows and, with ``likelihood``, ``ref_ll`` and ``llr``.
