@@ -48,7 +48,7 @@ def scoring(model, tok, data: Path, n_loop: int, n_batched: int, device: str,
 
     Both compute ``scores``. The loop is ~10x slower per pair, so it gets fewer pairs: both then
     run for a few seconds, and the 2-core machine's drift (~20% between seconds) hits both
-    alike. Median of 3 alternating rounds.
+    alike. Median of 5 alternating rounds.
     """
     pairs = read_fasta_pairs(data / "SNP/SNPexon_ref_201b.fasta.gz", data / "SNP/SNPexon_alt_201b.fasta.gz",
                              "exon", limit=max(n_loop, n_batched))
@@ -56,7 +56,7 @@ def scoring(model, tok, data: Path, n_loop: int, n_batched: int, device: str,
     likelihood = "llr" in scores
     score_variants(model, tok, ref[:256], alt[:256], scores=scores, device=device, progress=False)  # warm-up
     loops, batched = [], []
-    for _ in range(3):
+    for _ in range(5):
         loops.append(timed(score_pairs_one_by_one, model.to(device), tok, ref[:n_loop], alt[:n_loop],
                            likelihood=likelihood))
         batched.append(timed(score_variants, model, tok, ref[:n_batched], alt[:n_batched], scores=scores,
