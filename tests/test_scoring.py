@@ -20,6 +20,8 @@ from genolm.inference.parallel import cpu_workers, map_batches
 from genolm.inference.report import auroc, group_report
 from genolm.inference.scoring import forward_batch, pool, score_pairs_one_by_one, score_variants
 from genolm.inference.variants import read_fasta_pairs, read_table_pairs, read_vcf_windows
+from genolm.models.fast_mixtral import mixtral_hidden_states
+from genolm.models.fused_loss import token_log_probs
 from genolm.modules.causal_lm import CausalLMModule
 
 SNP = DATA / "SNP"
@@ -131,6 +133,22 @@ def test_worker_threads_give_the_same_scores_and_restore_torch_threads(lm, pairs
     assert np.allclose(one[["l2", "cosine"]], two[["l2", "cosine"]], rtol=1e-4, atol=1e-5)
     assert np.allclose(one[["llr", "ref_ll"]], two[["llr", "ref_ll"]], rtol=0, atol=2e-4)
     assert (one["id"] == two["id"]).all() and len(two) == len(ref)
+
+
+def test_scoring_in_inference_mode_leaves_caches_usable_for_training(lm, pairs) -> None:
+    """Rotary tables, the rotary pair order and the head's scratch buffers are cached; made in
+    inference mode they would break a later backward pass (or write) outside it."""
+    model, tok = lm
+    score_variants(model, tok, pairs["ref"][:4].tolist(), pairs["alt"][:4].tolist(), progress=False)
+    ids = torch.tensor([tok(pairs["ref"][0])["input_ids"]])
+    hidden, aux = mixtral_hidden_states(model, ids)
+    (hidden.square().mean() + aux).backward()
+    assert model.model.layers[0].self_attn.q_proj.weight.grad.abs().sum() > 0
+    model.zero_grad(set_to_none=True)
+    with torch.no_grad():
+        h = hidden.detach()[0, :-1]
+        want = torch.log_softmax(model.lm_head(h), -1).gather(1, ids[0, 1:, None]).squeeze(1)
+        assert torch.allclose(token_log_probs(h, model.lm_head.weight, ids[0, 1:]), want, atol=1e-5)
 
 
 def test_pad_batch_right_pads() -> None:

@@ -29,6 +29,7 @@ def compute_dtype(x: torch.Tensor) -> torch.dtype:
     return torch.get_autocast_dtype(kind) if torch.is_autocast_enabled(kind) else x.dtype
 
 
+@torch.inference_mode(False)  # cached tensors must also serve autograd later (training)
 def rope_tables(net: nn.Module, length: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
     """Rotary table ``[length, head_dim / 2]`` of the model (cached).
 
@@ -49,6 +50,7 @@ def rope_tables(net: nn.Module, length: int, device: torch.device, dtype: torch.
 
 
 @functools.lru_cache(maxsize=16)
+@torch.inference_mode(False)
 def _pair_order(d: int, device: torch.device) -> torch.Tensor:
     """Row order that puts rotary partners ``i`` and ``i + d/2`` of a head side by side."""
     half = torch.arange(d // 2, device=device)

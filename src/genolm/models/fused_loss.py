@@ -11,6 +11,9 @@ memory traffic, and peak memory bounded by one chunk.
 
 from __future__ import annotations
 
+import threading
+import weakref
+
 import torch
 
 IGNORE = -100
@@ -92,25 +95,51 @@ def linear_cross_entropy(hidden: torch.Tensor, weight: torch.Tensor, target: tor
     return _LinearCrossEntropy.apply(hidden, weight, target, chunk)
 
 
+_scratch = threading.local()  # per thread: the head's transposed weight and its output buffers
+
+
+@torch.inference_mode(False)  # buffers written later outside inference mode too
+def _head_scratch(weight: torch.Tensor, dtype: torch.dtype, chunk: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(weight.T contiguous, [2, chunk, V] buffer)`` kept per thread across calls on CPU.
+
+    Fresh multi-megabyte tensors page-fault on every call there (glibc hands them out by
+    ``mmap``); reusing them made batched variant scoring ~4% faster on a 2-core CPU. GPUs have
+    a caching allocator: a fresh pair each call.
+    """
+    if weight.device.type != "cpu":
+        return (weight.to(dtype).t().contiguous(),
+                torch.empty(2, chunk, weight.shape[0], dtype=dtype, device=weight.device))
+    key = (weight.data_ptr(), weight._version, dtype, chunk)
+    owner = getattr(_scratch, "owner", None)
+    if owner is None or owner() is not weight or _scratch.key != key:  # another or a changed weight
+        _scratch.owner, _scratch.key = weakref.ref(weight), key
+        _scratch.tensors = (weight.to(dtype).t().contiguous(),
+                            torch.empty(2, chunk, weight.shape[0], dtype=dtype))
+    return _scratch.tensors
+
+
 @torch.no_grad()
 def token_log_probs(hidden: torch.Tensor, weight: torch.Tensor, target: torch.Tensor,
                     chunk: int = 256) -> torch.Tensor:
     """``log p(target)`` per row of ``hidden @ weight.T`` (0 where ``target`` is -100), chunked.
 
-    Inference only: the head runs against a contiguous copy of ``weight.T`` into one reused
-    ``chunk x V`` buffer and the normalisation is one fused log-softmax (on a 2-core CPU with a
-    64-wide hidden state this is ~1.4x faster than a matmul against the transposed view followed
-    by separate max, exp and sum passes; the chunk keeps the buffer in cache).
+    Inference only: the head runs against a contiguous copy of ``weight.T`` into a reused
+    ``chunk x V`` buffer and the normalisation is one fused log-softmax into a second one (on a
+    2-core CPU with a 64-wide hidden state this is ~1.4x faster than a matmul against the
+    transposed view followed by separate max, exp and sum passes; the chunk keeps the buffers
+    in cache).
     """
     out = torch.zeros(len(target), dtype=torch.float32, device=hidden.device)
     if not len(target):
         return out
-    w_t = weight.to(hidden.dtype).t().contiguous()
-    buf = torch.empty(min(chunk, len(target)), w_t.shape[1], dtype=hidden.dtype, device=hidden.device)
+    w_t, buf = _head_scratch(weight, hidden.dtype, chunk)
     for start in range(0, len(target), chunk):
         t = target[start : start + chunk]
-        logits = torch.mm(hidden[start : start + chunk], w_t, out=buf[: len(t)])
+        logits = torch.mm(hidden[start : start + chunk], w_t, out=buf[0, : len(t)])
+        if logits.dtype == torch.float32:
+            logp = torch.ops.aten._log_softmax.out(logits, -1, False, out=buf[1, : len(t)])
+        else:
+            logp = torch.log_softmax(logits.float(), dim=-1)
         valid = t != IGNORE
-        picked = torch.log_softmax(logits.float(), dim=-1).gather(1, torch.where(valid, t, 0)[:, None])
-        out[start : start + chunk] = picked.squeeze(1) * valid
+        out[start : start + chunk] = logp.gather(1, torch.where(valid, t, 0)[:, None]).squeeze(1) * valid
     return out
