@@ -11,7 +11,7 @@ from transformers import MixtralConfig, MixtralForCausalLM
 from genolm.models import attention as A
 from genolm.models.attention import attend_in_blocks as blocks
 from genolm.models.fast_mixtral import mixtral_hidden_states, mixtral_trunk
-from genolm.models.fused_loss import linear_cross_entropy
+from genolm.models.fused_loss import linear_cross_entropy, token_log_probs
 from genolm.modules.causal_lm import CausalLMModule
 
 SHAPES = {  # hidden, heads, kv heads, experts, top-k
@@ -195,3 +195,22 @@ def test_bf16_mixed_training_with_clipping_and_both_paths(tiny_cfg) -> None:
         assert objects["trainer"].global_step == 4
         losses[fast] = metrics["val/loss"]
     assert losses["true"] == pytest.approx(losses["false"], rel=0.02)
+
+
+def test_token_log_probs_reuses_buffers_only_for_the_same_unchanged_weight() -> None:
+    g = torch.Generator().manual_seed(0)
+    h, t = torch.randn(300, 8, generator=g), torch.randint(0, 50, (300,), generator=g)
+
+    def want(w: torch.Tensor) -> torch.Tensor:
+        return torch.log_softmax(h @ w.T, -1).gather(1, t[:, None]).squeeze(1)
+
+    w = torch.randn(50, 8, generator=g)
+    assert torch.allclose(token_log_probs(h, w, t), want(w), atol=1e-5)
+    w.mul_(2)  # changed in place: the cached transposed weight must not be reused
+    assert torch.allclose(token_log_probs(h, w, t), want(w), atol=1e-5)
+    other = torch.randn(50, 8, generator=g)
+    assert torch.allclose(token_log_probs(h, other, t), want(other), atol=1e-5)
+    with torch.inference_mode():  # a weight without a version counter
+        frozen = torch.randn(50, 8, generator=g)
+    assert torch.allclose(token_log_probs(h, frozen, t), want(frozen), atol=1e-5)
+
