@@ -14,11 +14,14 @@ export WANDB_MODE ?= offline
 
 .PHONY: install data demo test test-slow lint clean gue zeroshot generation design bench
 
-$(BIN)/.installed: pyproject.toml
+# exact versions the suite passed with (CONSTRAINTS= installs what pip resolves today)
+CONSTRAINTS ?= constraints.txt
+
+$(BIN)/.installed: pyproject.toml $(CONSTRAINTS)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q $(TORCH_SPEC)
-	$(BIN)/python -m pip install -q -e ".[dev]"
+	$(BIN)/python -m pip install -q $(if $(CONSTRAINTS),-c $(CONSTRAINTS)) -e ".[dev]"
 	@touch $@
 
 install: $(BIN)/.installed

@@ -121,5 +121,16 @@ def test_ddp_cpu_finetune_matches_single_process(tmp_path: Path) -> None:
     assert len(table) == 1000 and table["id"].is_unique  # both ranks' shards, nothing twice
     single, objects = finetune(compose_cfg("finetune", common + [f"paths.output_dir={tmp_path / 'single'}"]))
     assert ddp["global_step"] == objects["trainer"].global_step == 4
-    for key in ("val/loss", "test/loss", "test/auroc"):
+    # Both layouts train on the same samples per step, but their gradients differ in the last
+    # float bits (another reduction order and batch shape). Adam turns such noise on near-zero
+    # gradients into updates of up to lr per step, and top-1 expert routing flips for tokens near
+    # a tie, so single predictions can move by several percent (seen: max |d p| 0.08 over 1,000):
+    # rank metrics on 1,000 sequences (AUROC, MCC) are not reproducible to 1e-3 across machines.
+    # Averaged losses and the predictions as a whole are: compare those.
+    for key in ("val/loss", "test/loss"):
         assert ddp["metrics"][key] == pytest.approx(single[key], abs=2e-3), key
+    assert ddp["metrics"]["test/auroc"] == pytest.approx(single["test/auroc"], abs=0.02)
+    alone = pd.read_csv(tmp_path / "single" / "predictions_test.tsv", sep="\t").set_index("id")
+    both = table.set_index("id").join(alone, rsuffix="_single")
+    assert (both["prob_1"] - both["prob_1_single"]).abs().mean() < 0.01
+    assert both["prob_1"].corr(both["prob_1_single"]) > 0.99

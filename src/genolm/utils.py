@@ -14,6 +14,7 @@ from typing import Any
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from genolm.compat import check_versions
 from genolm.errors import GenolmError
 
 log = logging.getLogger("genolm")
@@ -53,6 +54,7 @@ def report_errors(func: Callable[[DictConfig], Any]) -> Callable[[DictConfig], A
         # a Lightning-internal deprecation printed on every fit; nothing a user can act on
         warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
         try:
+            check_versions()
             return func(cfg)
         except GenolmError as err:
             print(f"genolm: error: {err}", file=sys.stderr)
