@@ -11,6 +11,7 @@ from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig
 
+from genolm.baselines.compare import lm_vs_markov, write_report
 from genolm.checkpoints import export_hf, load_causal_lm_module
 from genolm.io import write_json_atomic
 from genolm.models.mixtral import count_parameters
@@ -51,7 +52,8 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
 
     Returns:
         ``(metrics, objects)``: final metrics as floats, and the datamodule, model, trainer,
-        tokenizer, best checkpoint path, the checkpoint resumed from and the ``hf/`` folder.
+        tokenizer, best checkpoint path, the checkpoint resumed from, the ``hf/`` folder and
+        (with ``baseline.enabled``) the LM-vs-Markov comparison of :func:`compare_with_markov`.
 
     ``ckpt_path``: see :func:`genolm.resume.resolve_ckpt_path` (``last``, a file, or ``null``,
     which still resumes a requeued job from its own folder's checkpoint).
@@ -72,6 +74,9 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
         objects.update(best_ckpt=best_path, resumed_from=ckpt_path)
         if cfg.get("export_hf") and trainer.is_global_zero:
             objects["hf_dir"] = export_hf(best.net, best.tokenizer, out_dir / "hf")
+        if trainer.is_global_zero and cfg.get("baseline") and cfg.baseline.enabled:
+            objects["baseline"] = compare_with_markov(cfg, best, model, datamodule, trainer)
+            metrics.update({k: objects["baseline"][k] for k in BASELINE_KEYS})
         if trainer.is_global_zero:
             write_json_atomic(out_dir / "metrics.json", {
                 "metrics": metrics, "best_ckpt": best_path, "global_step": trainer.global_step,
@@ -81,11 +86,45 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     return metrics, objects
 
 
+BASELINE_KEYS = ("val/bits_per_base_windows", "baseline/markov_bits_per_base", "baseline/markov_order")
+
+
+def compare_with_markov(cfg: DictConfig, best, model, datamodule, trainer: L.Trainer) -> dict[str, Any]:
+    """Score the validation chunks alone with the best LM and with Markov chains; write the report.
+
+    The chains are fitted on the training chunks of the same corpus. Writes
+    ``lm_vs_baselines.{md,tsv}`` and ``learning_curve.png`` in the run folder and logs
+    ``val/bits_per_base_windows``, ``baseline/markov_bits_per_base`` and its order.
+    """
+    corpus = Path(datamodule.corpus_dir)
+    read = lambda split: (corpus / f"{split}.txt").read_text().split()  # noqa: E731
+    log.info("baselines: scoring %s/val.txt with the LM and Markov chains of order 0-%d",
+             corpus, cfg.baseline.max_order)
+    result = lm_vs_markov(best.net, best.tokenizer, read("train"), read("val"), cfg.baseline.max_order,
+                          cfg.baseline.alpha, start="sep" if datamodule.packing else "bos",
+                          batch_size=datamodule.eval_batch_size)
+    result.update({"val/bits_per_base_windows": result["lm_bits_per_base"],
+                   "baseline/markov_bits_per_base": result["markov_bits_per_base"],
+                   "baseline/markov_order": float(result["best_order"])})
+    write_report(cfg.paths.output_dir, result, f"{cfg.task_name}: LM vs Markov chains",
+                 f"Validation chunks of `{corpus}`, each scored alone; best checkpoint.", model.curve)
+    for logger in trainer.loggers:
+        logger.log_metrics({k: result[k] for k in BASELINE_KEYS}, step=trainer.global_step)
+        logger.save()
+    return result
+
+
 def format_summary(metrics: dict[str, float], objects: dict[str, Any]) -> str:
     """Human-readable end-of-run lines."""
     lines = [f"val/loss {metrics.get('val/loss', float('nan')):.4f}  "
              f"val/ppl {metrics.get('val/ppl', float('nan')):.3f}  "
              f"val/bits_per_base {metrics.get('val/bits_per_base', float('nan')):.4f}"]
+    base = objects.get("baseline")
+    if base:
+        verdict = "below" if base["delta"] < 0 else "above"
+        lines.append(f"held-out windows: LM {base['lm_bits_per_base']:.4f} bits/base, best Markov chain "
+                     f"(order {base['best_order']}) {base['markov_bits_per_base']:.4f}: the LM is "
+                     f"{abs(base['delta']):.4f} {verdict} it (lm_vs_baselines.md)")
     if objects.get("best_ckpt"):
         lines.append(f"best checkpoint: {objects['best_ckpt']}")
     if objects.get("hf_dir"):

@@ -21,41 +21,56 @@ from transformers import PreTrainedTokenizerFast
 from genolm.data.corpus import prepare_corpus
 from genolm.data.samplers import check_resume_layout, loader_state, sampler_for
 from genolm.data.token_cache import TokenSplit, build_token_cache
-from genolm.data.tokenizers import bases_per_token
+from genolm.data.tokenizers import bases_per_token, complement_ids
 from genolm.errors import GenolmError
 
 log = logging.getLogger(__name__)
 IGNORE = -100
 
 
-class PackedBlocks(Dataset):
-    """Fixed blocks cut from the separator-joined token stream: no padding at all."""
+class StrandMixin:
+    """With a complement table, items ``n .. 2n - 1`` are items ``0 .. n - 1`` on the reverse strand.
 
-    def __init__(self, split: TokenSplit, block_size: int) -> None:
-        self.split, self.block_size = split, block_size
-        self.n = (len(split.tokens) - 1) // block_size
+    So an epoch shows every sequence once per strand, in the sampler's (shuffled, resumable)
+    order; lengths and separators stay where they are.
+    """
+
+    n: int
+    complement: np.ndarray | None = None
 
     def __len__(self) -> int:
-        return self.n
+        return self.n * (2 if self.complement is not None else 1)
+
+    def _strand(self, i: int, ids: np.ndarray) -> torch.Tensor:
+        if i >= self.n:
+            ids = self.complement[ids[::-1]]
+        return torch.from_numpy(np.ascontiguousarray(ids, dtype=np.int64))
+
+
+class PackedBlocks(StrandMixin, Dataset):
+    """Fixed blocks cut from the separator-joined token stream: no padding at all."""
+
+    def __init__(self, split: TokenSplit, block_size: int, complement: np.ndarray | None = None) -> None:
+        self.split, self.block_size, self.complement = split, block_size, complement
+        self.n = (len(split.tokens) - 1) // block_size
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        start = i * self.block_size
-        window = torch.from_numpy(self.split.read(start, start + self.block_size + 1).astype(np.int64))
+        start = (i % self.n) * self.block_size
+        window = self._strand(i, self.split.read(start, start + self.block_size + 1).astype(np.int64))
         return {"input_ids": window[:-1], "labels": window[1:]}
 
 
-class PaddedChunks(Dataset):
+class PaddedChunks(StrandMixin, Dataset):
     """One chunk per sequence as ``[BOS] tokens [EOS]``, padded per batch by :func:`pad_collate`."""
 
-    def __init__(self, split: TokenSplit, bos_id: int, eos_id: int) -> None:
-        self.split, self.bos_id, self.eos_id = split, bos_id, eos_id
-
-    def __len__(self) -> int:
-        return self.split.n_chunks
+    def __init__(self, split: TokenSplit, bos_id: int, eos_id: int, complement: np.ndarray | None = None
+                 ) -> None:
+        self.split, self.bos_id, self.eos_id, self.complement = split, bos_id, eos_id, complement
+        self.n = split.n_chunks
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        ids = np.concatenate([[self.bos_id], self.split.chunk(i), [self.eos_id]]).astype(np.int64)
-        ids = torch.from_numpy(ids)
+        chunk = self._strand(i, self.split.chunk(i % self.n).astype(np.int64))
+        ids = torch.cat([torch.tensor([self.bos_id]), chunk, torch.tensor([self.eos_id])])
         return {"input_ids": ids[:-1], "labels": ids[1:]}
 
 
@@ -101,6 +116,8 @@ class GenomeChunksDataModule(L.LightningDataModule):
         pin_memory: pin host memory when a GPU is present.
         shuffle_seed: seed of the training order (defaults to ``seed``; configs pass the run's
             ``seed``).
+        rc_aug: train on both strands: every training block (or chunk) is also served
+            reverse-complemented, so an epoch holds twice as many items (single-base tokenizers).
 
     """
 
@@ -109,7 +126,7 @@ class GenomeChunksDataModule(L.LightningDataModule):
                  max_n_frac: float = 0.0, val_fraction: float = 0.1, seed: int = 42,
                  val_records: Sequence[str] = (), packing: bool = True, block_size: int = 128,
                  batch_size: int = 64, eval_batch_size: int | None = None, num_workers: int = 0,
-                 pin_memory: bool = True, shuffle_seed: int | None = None) -> None:
+                 pin_memory: bool = True, shuffle_seed: int | None = None, rc_aug: bool = False) -> None:
         super().__init__()
         self.inputs, self.tokenizer_factory, self.cache_dir = list(inputs), tokenizer, Path(cache_dir)
         self.corpus_args = {"chunk_len": chunk_len, "max_n_frac": max_n_frac, "name": name,
@@ -124,6 +141,7 @@ class GenomeChunksDataModule(L.LightningDataModule):
         self.datasets: dict[str, Dataset] = {}
         self.shuffle_seed = seed if shuffle_seed is None else shuffle_seed
         self.resume_state: dict[str, int] = {}
+        self.rc_aug = rc_aug
 
     def prepare(self) -> PreTrainedTokenizerFast:
         """Prepare corpus, tokenizer and token cache (each reused when unchanged)."""
@@ -139,7 +157,9 @@ class GenomeChunksDataModule(L.LightningDataModule):
 
     def check_fits(self, max_positions: int) -> None:
         """Raise if a training sequence would exceed the model's ``max_positions``."""
-        self.prepare()
+        tok = self.prepare()
+        if self.rc_aug:
+            complement_ids(tok)  # fails now, naming the token, for a multi-base tokenizer
         if self.packing:
             if self.block_size > max_positions:
                 raise GenolmError(f"data.block_size={self.block_size} exceeds the model's "
@@ -158,8 +178,9 @@ class GenomeChunksDataModule(L.LightningDataModule):
         tok = self.prepare()
         for split in ("train", "val"):
             tokens = TokenSplit(self.token_dir, split)
-            self.datasets[split] = (PackedBlocks(tokens, self.block_size) if self.packing
-                                    else PaddedChunks(tokens, tok.bos_token_id, tok.eos_token_id))
+            rc = complement_ids(tok) if self.rc_aug and split == "train" else None
+            self.datasets[split] = (PackedBlocks(tokens, self.block_size, rc) if self.packing
+                                    else PaddedChunks(tokens, tok.bos_token_id, tok.eos_token_id, rc))
             if len(self.datasets[split]) == 0:
                 raise GenolmError(f"{self.corpus_dir}: the {split} split yields no "
                                   f"{'block' if self.packing else 'chunk'} of {self.block_size} tokens")
@@ -195,5 +216,5 @@ class GenomeChunksDataModule(L.LightningDataModule):
         """Counts of the prepared data, for logs and reports."""
         self.prepare()
         meta = TokenSplit(self.token_dir, "train").meta
-        return {"corpus_dir": str(self.corpus_dir), "token_dir": str(self.token_dir),
+        return {"corpus_dir": str(self.corpus_dir), "token_dir": str(self.token_dir), "packing": self.packing,
                 **{f"{s}_{k}": v for s, d in meta["splits"].items() for k, v in d.items()}}

@@ -53,6 +53,14 @@ def check_dna(seq: str, path: str | Path, record: str, offset: int = 0) -> None:
         )
 
 
+_COMPLEMENT = str.maketrans("ACGTNacgtn", "TGCANtgcan")
+
+
+def reverse_complement(seq: str) -> str:
+    """Reverse complement of A/C/G/T/N in either case (N stays N, case is kept)."""
+    return seq.translate(_COMPLEMENT)[::-1]
+
+
 def iter_fasta(path: Path) -> Iterator[tuple[str, str]]:
     """Yield ``(record_id, sequence)`` from a FASTA file (Biopython's parser)."""
     n = 0

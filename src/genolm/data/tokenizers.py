@@ -19,6 +19,7 @@ import numpy as np
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
+from genolm.data.sequences import reverse_complement
 from genolm.errors import GenolmError
 from genolm.io import atomic_dir, fingerprint, sha256_text
 
@@ -159,6 +160,27 @@ def bases_per_token(tok: PreTrainedTokenizerFast) -> np.ndarray:
         else:
             lengths[idx] = len(token)
     return lengths
+
+
+def complement_ids(tok: PreTrainedTokenizerFast) -> np.ndarray:
+    """Id -> id of its complementary base (specials map to themselves), for reverse-complement
+    augmentation at the token level.
+
+    Raises:
+        GenolmError: a non-special token is not a single base (BPE, k-mers): the reverse
+            complement of a token sequence is then no tokenization of the reverse strand.
+
+    """
+    vocab, specials = tok.get_vocab(), set(tok.all_special_ids)
+    table = np.arange(len(tok), dtype=np.int64)
+    for token, idx in vocab.items():
+        if idx in specials:
+            continue
+        if len(token) != 1 or token not in "ACGTN":
+            raise GenolmError(f"data.rc_aug=true needs a single-base tokenizer (tokenizer=char); this "
+                              f"one has the token {token!r}: retokenize the reverse strand instead")
+        table[idx] = vocab[reverse_complement(token)]
+    return table
 
 
 def tokenizer_state(tok: PreTrainedTokenizerFast) -> dict[str, Any]:

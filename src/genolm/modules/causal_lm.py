@@ -39,8 +39,12 @@ class CausalLMModule(GenolmModule):
 
     Logs ``train/loss`` (cross-entropy + router aux loss), ``train/ce``, ``train/aux_loss``,
     ``train/lr``, ``train/tokens_per_s``, ``train/bases_per_s``, ``val/loss``, ``val/ppl`` and
-    ``val/bits_per_base`` (summed token NLL in bits over the bases the targets cover, which
-    compares across tokenizers).
+    ``val/bits_per_base`` (code length of the validation DNA in bits per base: special-token
+    targets such as chunk separators are not scored and the next-token distribution is
+    renormalised over DNA tokens, so it compares across tokenizers and with Markov chains) and
+    ``val/bases_seen`` (training bases consumed so far, summed over processes). Each
+    validation's ``(bases_seen, val/bits_per_base)`` is kept in :attr:`curve` (saved in
+    checkpoints) for the learning-curve plot.
 
     Args:
         arch: Mixtral architecture keys (see ``conf/model``).
@@ -64,9 +68,13 @@ class CausalLMModule(GenolmModule):
         self.config = mixtral_config(arch, vocab_size, pad_token_id, bos_token_id, eos_token_id)
         self.net = build_causal_lm(self.config)
         self.tokenizer: PreTrainedTokenizerFast | None = None
-        self.val_nll, self.val_tokens, self.val_bases = SumMetric(), SumMetric(), SumMetric()
+        self.val_nll, self.val_tokens = SumMetric(), SumMetric()
+        self.val_dna_bits, self.val_dna_bases = SumMetric(), SumMetric()
         self._last_batch_end: float | None = None
         self.fast = fast
+        self.bases_seen = 0
+        self._pending_bases: torch.Tensor | None = None
+        self.curve: list[tuple[int, float]] = []
 
     def hf_config(self) -> dict[str, Any]:
         """The ``MixtralConfig`` as a dict."""
@@ -112,6 +120,8 @@ class CausalLMModule(GenolmModule):
                 raise RuntimeError("router logits were not returned: the aux loss would be lost")
             loss = ce + self.config.router_aux_loss_coef * aux
             self.log("train/aux_loss", aux.detach(), on_step=True)
+        seen = batch["bases"].sum()  # no host sync per step: folded in at validation
+        self._pending_bases = seen if self._pending_bases is None else self._pending_bases + seen
         self.log("train/ce", ce.detach(), on_step=True)
         self.log("train/loss", loss.detach(), on_step=True, prog_bar=True, sync_dist=True)
         self.log("train/lr", self.optimizers().param_groups[0]["lr"], on_step=True)
@@ -138,20 +148,74 @@ class CausalLMModule(GenolmModule):
         """Reset the throughput clock (skips validation and data-loader start-up)."""
         self._last_batch_end = None
 
+    def _special_ids(self, device: torch.device) -> torch.Tensor:
+        special = torch.zeros(self.config.vocab_size, dtype=torch.bool, device=device)
+        ids = self.tokenizer.all_special_ids if self.tokenizer is not None else [
+            self.config.pad_token_id, self.config.bos_token_id, self.config.eos_token_id]
+        special[[i for i in ids if i is not None and 0 <= i < self.config.vocab_size]] = True
+        return special
+
+    def _dna_bits(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Bits and bases of the DNA targets, next token renormalised over non-special tokens."""
+        hidden = mixtral_hidden_states(self.net, batch["input_ids"], batch.get("attention_mask"),
+                                       router_loss=False)[0] if self.fast else self(
+            batch["input_ids"], batch.get("attention_mask")).logits
+        special = self._special_ids(hidden.device)
+        flat, labels = hidden.reshape(-1, hidden.shape[-1]), batch["labels"].reshape(-1)
+        bases = batch["bases"].reshape(-1)
+        bits = torch.zeros((), dtype=torch.float64, device=hidden.device)
+        n_bases = torch.zeros((), dtype=torch.int64, device=hidden.device)
+        for lo in range(0, len(flat), 4096):
+            rows, target = flat[lo:lo + 4096], labels[lo:lo + 4096]
+            logits = (rows @ self.net.lm_head.weight.t() if self.fast else rows).float()
+            logp = F.log_softmax(logits.masked_fill(special, float("-inf")), dim=-1)
+            keep = (target != IGNORE) & ~special[target.clamp(min=0)]
+            picked = logp.gather(-1, target.clamp(min=0)[:, None]).squeeze(1)
+            bits -= torch.where(keep, picked, 0.0).double().sum() / LN2  # specials' logp is -inf
+            n_bases += (bases[lo:lo + 4096] * keep).sum()
+        return bits, n_bases
+
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        """Accumulate summed NLL, target tokens and bases over the whole validation set."""
+        """Accumulate summed NLL and target tokens, and the DNA's bits and bases."""
         nll, n_tok, _ = self._losses(batch)
         self.val_nll.update(nll)
         self.val_tokens.update(n_tok)
-        self.val_bases.update(batch["bases"].sum())
+        bits, n_bases = self._dna_bits(batch)
+        self.val_dna_bits.update(bits)
+        self.val_dna_bases.update(n_bases)
 
     def on_validation_epoch_end(self) -> None:
-        """Log ``val/loss``, ``val/ppl`` and ``val/bits_per_base`` (synced across devices)."""
-        nll, n_tok, n_bases = self.val_nll.compute(), self.val_tokens.compute(), self.val_bases.compute()
+        """Log ``val/loss``, ``val/ppl``, ``val/bits_per_base`` and ``val/bases_seen``."""
+        nll, n_tok = self.val_nll.compute(), self.val_tokens.compute()
+        bits, n_bases = self.val_dna_bits.compute(), self.val_dna_bases.compute()
         loss = nll / n_tok.clamp(min=1)
+        bits_per_base = bits / n_bases.clamp(min=1)
         self.log("val/loss", loss, prog_bar=True, sync_dist=False)
         self.log("val/ppl", torch.exp(loss))
-        self.log("val/bits_per_base", nll / LN2 / n_bases.clamp(min=1))
-        for metric in (self.val_nll, self.val_tokens, self.val_bases):
+        self.log("val/bits_per_base", bits_per_base.float())
+        self._fold_bases()
+        seen = self.bases_seen * (self.trainer.world_size if self._trainer is not None else 1)
+        self.log("val/bases_seen", float(seen))
+        if self._trainer is None or not self.trainer.sanity_checking:
+            self.curve.append((int(seen), float(bits_per_base)))
+        for metric in (self.val_nll, self.val_tokens, self.val_dna_bits, self.val_dna_bases):
             metric.reset()
         self._last_batch_end = None
+
+    def _fold_bases(self) -> None:
+        if self._pending_bases is not None:
+            self.bases_seen += int(self._pending_bases)
+            self._pending_bases = None
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Also keep the bases seen and the learning curve."""
+        super().on_save_checkpoint(checkpoint)
+        self._fold_bases()
+        checkpoint["genolm"]["bases_seen"] = self.bases_seen
+        checkpoint["genolm"]["curve"] = [list(p) for p in self.curve]
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Restore the tokenizer, the bases seen and the learning curve."""
+        super().on_load_checkpoint(checkpoint)
+        self.bases_seen = int(checkpoint.get("genolm", {}).get("bases_seen", 0))
+        self.curve = [(int(a), float(b)) for a, b in checkpoint.get("genolm", {}).get("curve", [])]

@@ -1,0 +1,99 @@
+"""Bits per base of a causal DNA LM on independent windows, comparable with a Markov chain.
+
+Each window is scored on its own: the model sees one start token and then the window's tokens,
+and every DNA token is predicted from what precedes it inside the window. Special tokens are
+never targets, and the next-token distribution is renormalised over the non-special tokens, so
+the figure is the model's code length of the DNA alone (no cost for predicting where a window
+ends), in the same units as :class:`genolm.baselines.markov.MarkovChains`. With a multi-base
+(BPE) tokenizer the window's canonical tokenization is scored, an upper bound on its code length.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from transformers import PreTrainedModel, PreTrainedTokenizerFast
+
+from genolm.data.tokenizers import bases_per_token, encode_many
+from genolm.errors import GenolmError
+from genolm.inference.pairs import pad_batch
+
+STARTS = ("sep", "bos")
+LN2 = float(np.log(2.0))
+
+
+def start_token(tokenizer: PreTrainedTokenizerFast, start: str) -> int:
+    """Id of the token each window starts from.
+
+    ``sep``: the separator genolm's packed pretraining puts before every chunk (EOS/[SEP]);
+    ``bos``: the tokenizer's BOS/[CLS], for models trained on ``[CLS] sequence [SEP]`` rows.
+    """
+    if start not in STARTS:
+        raise GenolmError(f"start={start!r}: choose one of {', '.join(STARTS)}")
+    token = tokenizer.eos_token_id if start == "sep" else tokenizer.bos_token_id
+    if token is None:
+        raise GenolmError(f"start={start}: the tokenizer has no {'EOS' if start == 'sep' else 'BOS'} token")
+    return int(token)
+
+
+def _batch_bits(model: PreTrainedModel, ids: torch.Tensor, mask: torch.Tensor, special: torch.Tensor,
+                span: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    logits = model(input_ids=ids, attention_mask=mask, use_cache=False).logits[:, :-1].float()
+    logp = F.log_softmax(logits.masked_fill(special, float("-inf")), dim=-1)
+    target = ids[:, 1:]
+    scored = mask[:, 1:].bool() & ~special[target]
+    nll = -logp.gather(-1, target.unsqueeze(-1)).squeeze(-1).masked_fill(~scored, 0.0)
+    return nll.double().sum(1) / LN2, (span[target] * scored).sum(1)
+
+
+@torch.no_grad()
+def window_bits(model: PreTrainedModel, tokenizer: PreTrainedTokenizerFast, windows: Sequence[str],
+                start: str = "sep", batch_size: int = 64, ids: Sequence[str] | None = None
+                ) -> pd.DataFrame:
+    """Code length in bits of every window under ``model``.
+
+    Args:
+        model: a causal LM (``logits`` over the tokenizer's vocabulary).
+        tokenizer: its tokenizer.
+        windows: DNA strings (upper-cased here).
+        start: token before each window (see :func:`start_token`).
+        batch_size: windows per forward pass.
+        ids: window names (default ``w0, w1, ...``).
+
+    Returns:
+        DataFrame with ``id, bases, bits, bits_per_base`` (``bases``: bases the scored tokens cover).
+
+    """
+    if len(windows) == 0:
+        raise GenolmError("no window to score")
+    first = start_token(tokenizer, start)
+    tokens = [[first, *row] for row in encode_many(tokenizer, [w.upper() for w in windows], False)]
+    limit = getattr(model.config, "max_position_embeddings", None)
+    longest = max(len(t) for t in tokens)
+    if limit is not None and longest > limit:
+        raise GenolmError(f"a window tokenizes to {longest} positions (with its start token), more "
+                          f"than the model's max_position_embeddings={limit}; use shorter windows")
+    device = next(model.parameters()).device
+    special = torch.zeros(len(tokenizer), dtype=torch.bool)
+    special[[i for i in tokenizer.all_special_ids if i < len(tokenizer)]] = True
+    special, span = special.to(device), torch.from_numpy(bases_per_token(tokenizer)).to(device)
+    order = np.argsort([len(t) for t in tokens], kind="stable")
+    bits, bases = np.zeros(len(tokens)), np.zeros(len(tokens), dtype=np.int64)
+    model.eval()
+    for lo in range(0, len(order), batch_size):
+        rows = order[lo:lo + batch_size]
+        batch, mask = pad_batch([tokens[i] for i in rows], tokenizer.pad_token_id)
+        b, n = _batch_bits(model, batch.to(device), mask.to(device), special, span)
+        bits[rows], bases[rows] = b.cpu().numpy(), n.cpu().numpy()
+    names = list(ids) if ids is not None else [f"w{i}" for i in range(len(tokens))]
+    return pd.DataFrame({"id": names, "bases": bases, "bits": bits,
+                         "bits_per_base": bits / np.maximum(bases, 1)})
+
+
+def total_bits_per_base(table: pd.DataFrame) -> float:
+    """Bits per base over all windows of a :func:`window_bits` table (base-weighted)."""
+    return float(table["bits"].sum() / max(int(table["bases"].sum()), 1))
