@@ -1,9 +1,24 @@
-"""Load genolm checkpoints or Hugging Face folders, and export checkpoints to HF folders."""
+"""The one place that loads models: genolm checkpoints and Hugging Face folders, checked and safe.
+
+* :func:`safe_load` reads every user-given ``.ckpt`` with ``torch.load(weights_only=True)``: a
+  checkpoint holding anything but tensors and plain Python data (a crafted pickle that would run
+  code) is refused with one :class:`~genolm.errors.GenolmError` naming the file. genolm's own
+  checkpoints hold plain data only (:meth:`genolm.modules.base.GenolmModule.on_save_checkpoint`
+  turns hyper-parameters into :func:`plain_data`), so no type needs allow-listing.
+* :func:`load_causal_lm` and :func:`load_classifier` check the kind a model declares (a ``.ckpt``'s
+  ``genolm.kind``, an HF folder's ``config.json`` ``architectures``) and refuse the wrong kind.
+* :func:`export_hf` / :func:`export_checkpoint` write Hugging Face folders.
+"""
 
 from __future__ import annotations
 
-from pathlib import Path
+import json
+import pickle
+import re
+from pathlib import Path, PurePath
+from typing import Any
 
+import numpy as np
 import torch
 from transformers import (
     AutoModelForCausalLM,
@@ -15,31 +30,171 @@ from transformers import (
 from genolm.errors import GenolmError
 from genolm.io import atomic_dir, model_source
 
+KIND_NAMES = {"causal_lm": "causal LM", "classifier": "sequence classifier"}
+_HF_SUFFIXES = {"causal_lm": ("ForCausalLM", "LMHeadModel"), "classifier": ("ForSequenceClassification",)}
 
-def load_causal_lm_module(ckpt_path: str | Path, map_location: str = "cpu"):
-    """Rebuild a :class:`~genolm.modules.causal_lm.CausalLMModule` (with tokenizer) from a ``.ckpt``."""
-    from genolm.modules.causal_lm import CausalLMModule
 
-    path = Path(ckpt_path)
+def _first_line(err: BaseException) -> str:
+    """The informative first line of an exception message."""
+    text = str(err)
+    found = re.search(r"Unsupported global: GLOBAL \S+", text) or re.search(r"Unpickler error: .*", text)
+    line = found.group(0) if found else next((s for s in text.splitlines() if s.strip()), type(err).__name__)
+    return line.strip()[:300]
+
+
+def safe_load(path: str | Path, map_location: Any = "cpu", mmap: bool = False) -> dict[str, Any]:
+    """Load a checkpoint file weights-only (tensors and plain Python data; never runs code).
+
+    Args:
+        path: a ``.ckpt`` file (Lightning checkpoint).
+        map_location: ``torch.load``'s ``map_location``.
+        mmap: memory-map the tensors (cheap look at a large file's metadata).
+
+    Raises:
+        GenolmError: missing file, unreadable file, or a pickle that needs more than plain data.
+
+    """
+    path = Path(path)
     if not path.is_file():
         raise GenolmError(f"{path}: checkpoint not found")
     try:
-        return CausalLMModule.load_from_checkpoint(str(path), map_location=map_location)
-    except (KeyError, RuntimeError, TypeError) as err:
-        raise GenolmError(f"{path}: not a genolm causal-LM checkpoint ({err})") from err
+        ckpt = torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
+    except pickle.UnpicklingError as err:
+        raise GenolmError(f"{path}: refused: the checkpoint holds objects other than tensors and plain "
+                          f"data, which could run code ({_first_line(err)})") from err
+    except Exception as err:  # noqa: BLE001 - any unreadable file is the user's input
+        raise GenolmError(f"{path}: cannot be read as a checkpoint ({_first_line(err)})") from err
+    if not isinstance(ckpt, dict):
+        raise GenolmError(f"{path}: not a Lightning checkpoint (holds a {type(ckpt).__name__})")
+    return ckpt
+
+
+def plain_data(obj: Any) -> Any:
+    """``obj`` with OmegaConf containers, tuples, paths and numpy values made plain Python data."""
+    from omegaconf import Container, OmegaConf
+
+    if isinstance(obj, Container):
+        obj = OmegaConf.to_container(obj, resolve=True)
+    if isinstance(obj, dict):
+        return {plain_data(k): plain_data(v) for k, v in obj.items()}
+    if isinstance(obj, tuple):  # namedtuples too: their class would need allow-listing
+        return tuple(plain_data(v) for v in obj)
+    if isinstance(obj, list):
+        return [plain_data(v) for v in obj]
+    if isinstance(obj, PurePath):
+        return str(obj)
+    if isinstance(obj, np.ndarray | np.generic):
+        return obj.tolist()
+    return obj
+
+
+def hf_config(path: Path) -> dict[str, Any]:
+    """A Hugging Face folder's ``config.json`` as a dict."""
+    try:
+        return json.loads((path / "config.json").read_text())
+    except (OSError, ValueError) as err:
+        raise GenolmError(f"{path / 'config.json'}: cannot be read ({_first_line(err)})") from err
+
+
+def hf_kind(path: Path) -> str | None:
+    """``causal_lm`` or ``classifier`` as a HF folder's ``config.json`` declares it, else ``None``."""
+    arch = hf_config(path).get("architectures") or []
+    return next((kind for kind, ends in _HF_SUFFIXES.items() if any(a.endswith(ends) for a in arch)), None)
+
+
+def check_kind(path: str | Path, kind: str) -> str:
+    """Raise unless ``path`` (a genolm ``.ckpt`` or HF folder) declares a model of ``kind``.
+
+    Returns:
+        ``"ckpt"`` or ``"hf"`` (see :func:`genolm.io.model_source`).
+
+    """
+    path, want = Path(path), KIND_NAMES[kind]
+    source = model_source(path)
+    if source == "ckpt":
+        declared = safe_load(path, mmap=True).get("genolm", {}).get("kind")
+        if declared is None:
+            raise GenolmError(f"{path}: not a genolm checkpoint (no 'genolm' section); a {want} is needed")
+        if declared != kind:
+            raise GenolmError(f"{path}: a {KIND_NAMES.get(declared, declared)} checkpoint, not a {want}")
+        return source
+    declared = hf_kind(path)
+    if declared != kind:
+        what = f"a {KIND_NAMES[declared]}" if declared else "no known model head"
+        raise GenolmError(f"{path}: declares {what} (config.json architectures: "
+                          f"{hf_config(path).get('architectures')}), not a {want}")
+    return source
+
+
+def _module_class(kind: str):
+    if kind == "causal_lm":
+        from genolm.modules.causal_lm import CausalLMModule
+
+        return CausalLMModule
+    from genolm.modules.classifier import SequenceClassifierModule
+
+    return SequenceClassifierModule
+
+
+def load_module(path: str | Path, kind: str, map_location: str = "cpu"):
+    """Rebuild a genolm LightningModule of ``kind`` (with tokenizer) from a checked ``.ckpt``."""
+    path = Path(path)
+    if check_kind(path, kind) != "ckpt":
+        raise GenolmError(f"{path}: a Hugging Face folder, not a genolm .ckpt file")
+    try:
+        return _module_class(kind).load_from_checkpoint(str(path), map_location=map_location,
+                                                        weights_only=True)
+    except (KeyError, RuntimeError, TypeError, pickle.UnpicklingError) as err:
+        raise GenolmError(f"{path}: not a loadable genolm {KIND_NAMES[kind]} checkpoint "
+                          f"({_first_line(err)})") from err
+
+
+def load_causal_lm_module(ckpt_path: str | Path, map_location: str = "cpu"):
+    """Rebuild a :class:`~genolm.modules.causal_lm.CausalLMModule` (with tokenizer) from a ``.ckpt``."""
+    return load_module(ckpt_path, "causal_lm", map_location)
+
+
+def _from_folder(loader: Any, path: Path) -> tuple[PreTrainedModel, PreTrainedTokenizerFast]:
+    try:
+        return (loader.from_pretrained(str(path), local_files_only=True),
+                AutoTokenizer.from_pretrained(str(path), local_files_only=True))
+    except (OSError, ValueError) as err:
+        raise GenolmError(f"{path}: cannot load the model ({_first_line(err)})") from err
 
 
 def load_causal_lm(path: str | Path) -> tuple[PreTrainedModel, PreTrainedTokenizerFast]:
-    """Return ``(model, tokenizer)`` from a genolm ``.ckpt`` or any HF causal-LM folder, offline."""
+    """Return ``(model, tokenizer)`` from a genolm causal-LM ``.ckpt`` or HF causal-LM folder, offline."""
     path = Path(path)
-    if model_source(path) == "ckpt":
+    if check_kind(path, "causal_lm") == "ckpt":
         module = load_causal_lm_module(path)
         if module.tokenizer is None:
             raise GenolmError(f"{path}: checkpoint holds no tokenizer")
         return module.net.eval(), module.tokenizer
-    model = AutoModelForCausalLM.from_pretrained(str(path), local_files_only=True)
-    tok = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+    model, tok = _from_folder(AutoModelForCausalLM, path)
     return model.eval(), tok
+
+
+def load_classifier(path: str | Path, num_labels: int | None = None):
+    """A trained :class:`~genolm.modules.classifier.SequenceClassifierModule`.
+
+    Args:
+        path: a genolm finetuning ``.ckpt`` or a Hugging Face sequence-classification folder.
+        num_labels: when given, the number of classes the classifier must have.
+
+    """
+    path = Path(path)
+    if check_kind(path, "classifier") == "ckpt":
+        module = load_module(path, "classifier")
+    else:
+        labels = len(hf_config(path).get("id2label") or {}) or 2  # transformers' default
+        try:
+            module = _module_class("classifier")(init_from=str(path), num_labels=labels)
+        except (OSError, ValueError) as err:
+            raise GenolmError(f"{path}: cannot load the classifier ({_first_line(err)})") from err
+    if num_labels is not None and module.hparams.num_labels != num_labels:
+        raise GenolmError(f"{path}: classifier has {module.hparams.num_labels} classes, "
+                          f"the task {num_labels}")
+    return module
 
 
 def export_hf(model: PreTrainedModel, tokenizer: PreTrainedTokenizerFast, out_dir: str | Path) -> Path:

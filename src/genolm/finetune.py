@@ -12,12 +12,12 @@ import torch
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig
-from transformers import AutoConfig
 
+from genolm.checkpoints import load_classifier
 from genolm.data.classification import LabeledSequenceDataModule
 from genolm.errors import GenolmError
-from genolm.io import model_source, write_json_atomic, write_tsv_atomic
-from genolm.models.classifier import read_genolm_checkpoint, trainable_parameters
+from genolm.io import write_json_atomic, write_tsv_atomic
+from genolm.models.classifier import trainable_parameters
 from genolm.modules.classifier import SequenceClassifierModule
 from genolm.trainer import build_trainer, job_scope
 from genolm.utils import instantiate_group, instantiate_loggers, to_floats
@@ -97,25 +97,6 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
         final.update(metrics)
     return metrics, {"model": model, "datamodule": datamodule, "trainer": trainer,
                      "best_ckpt": best, "predictions": table}
-
-
-def load_classifier(path: str | Path, num_labels: int | None = None) -> SequenceClassifierModule:
-    """A trained classifier from a genolm finetuning ``.ckpt`` or an HF classification folder."""
-    path = Path(path)
-    if model_source(path) == "ckpt":
-        kind = read_genolm_checkpoint(path)["genolm"].get("kind")
-        if kind != "classifier":
-            raise GenolmError(f"{path}: a {kind} checkpoint, not a classifier; finetune it first")
-        module = SequenceClassifierModule.load_from_checkpoint(str(path), map_location="cpu")
-    else:
-        config = AutoConfig.from_pretrained(str(path), local_files_only=True)
-        if not any(a.endswith("ForSequenceClassification") for a in config.architectures or []):
-            raise GenolmError(f"{path}: not a sequence classifier (architectures: {config.architectures})")
-        module = SequenceClassifierModule(init_from=str(path), num_labels=config.num_labels)
-    if num_labels is not None and module.hparams.num_labels != num_labels:
-        raise GenolmError(f"{path}: classifier has {module.hparams.num_labels} classes, "
-                          f"the task {num_labels}")
-    return module
 
 
 def evaluate(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:

@@ -12,6 +12,7 @@ import pandas as pd
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
+from genolm.checkpoints import load_classifier
 from genolm.data.labeled import read_labeled_csv
 from genolm.data.sequences import iter_records
 from genolm.design.constraints import Constraints
@@ -20,7 +21,6 @@ from genolm.design.optimize import optimize
 from genolm.design.oracle import Oracle, classifier_oracle, combine, lm_naturalness
 from genolm.design.report import gained_summary, motif_changes, plot_trajectory
 from genolm.errors import GenolmError
-from genolm.finetune import load_classifier
 from genolm.io import write_fasta_atomic, write_json_atomic, write_tsv_atomic
 
 log = logging.getLogger("genolm.optimize")

@@ -68,7 +68,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     if ckpt_path:
         check_same_shapes(ckpt_path, model)
     with job_scope(trainer) as final:
-        trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
+        trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
         metrics = to_floats(trainer.callback_metrics)
         best, best_path = _best_module(trainer, model)
         objects.update(best_ckpt=best_path, resumed_from=ckpt_path)

@@ -30,6 +30,7 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
+from genolm.checkpoints import safe_load
 from genolm.errors import GenolmError
 from genolm.io import atomic_file
 
@@ -57,6 +58,16 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             os.fsync(fd)  # make the rename itself durable
         finally:
             os.close(fd)
+
+    def load_checkpoint(self, path: str | Path, map_location: Any | None = None,
+                        weights_only: bool | None = None) -> dict[str, Any]:
+        """Read a checkpoint weights-only (:func:`genolm.checkpoints.safe_load`), whatever Lightning asks.
+
+        Every ``trainer.fit/validate/test(ckpt_path=...)`` of a genolm trainer reads through here.
+        """
+        if "://" in str(path):
+            return super().load_checkpoint(path, map_location, weights_only=True)
+        return safe_load(path, map_location=map_location or "cpu")
 
 
 def slurm_requeue(signum: int, frame: Any) -> None:
@@ -231,11 +242,10 @@ def resolve_ckpt_path(ckpt_path: str | None, output_dir: str | Path, task_dir: s
 
 def check_same_shapes(ckpt_path: str | Path, module: torch.nn.Module) -> None:
     """Raise a one-line :class:`GenolmError` when the checkpoint holds another model's weights."""
-    try:
-        ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False, mmap=True)
-        theirs = ckpt["state_dict"]
-    except Exception as err:  # noqa: BLE001 - any unreadable file is the user's input
-        raise GenolmError(f"{ckpt_path}: cannot be read as a Lightning checkpoint ({err})") from err
+    ckpt = safe_load(ckpt_path, mmap=True)  # weights-only: refuses a pickle that would run code
+    theirs = ckpt.get("state_dict")
+    if not isinstance(theirs, dict):
+        raise GenolmError(f"{ckpt_path}: cannot be read as a Lightning checkpoint (no state_dict)")
     kind = ckpt.get("genolm", {}).get("kind")
     if kind is not None and kind != getattr(module, "kind", kind):
         raise GenolmError(f"{ckpt_path}: a {kind} checkpoint; this run trains a {module.kind}")

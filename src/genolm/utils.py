@@ -44,11 +44,15 @@ def to_floats(metrics: dict[str, Any]) -> dict[str, float]:
 def report_errors(func: Callable[[DictConfig], Any]) -> Callable[[DictConfig], Any]:
     """Turn a :class:`GenolmError` into one ``genolm: error: ...`` line and exit status 1.
 
+    A :class:`GenolmError` raised while Hydra instantiates an object (e.g. a model's ``init_from``)
+    is reported the same way, without Hydra's wrapping.
+
     A run stopped by SIGTERM exits with status 143 (128 + 15), after pretraining saved ``last.ckpt``.
     """
 
     @functools.wraps(func)
     def wrapper(cfg: DictConfig) -> Any:
+        from hydra.errors import InstantiationException
         from lightning.pytorch.utilities.exceptions import SIGTERMException
 
         # a Lightning-internal deprecation printed on every fit; nothing a user can act on
@@ -56,8 +60,11 @@ def report_errors(func: Callable[[DictConfig], Any]) -> Callable[[DictConfig], A
         try:
             check_versions()
             return func(cfg)
-        except GenolmError as err:
-            print(f"genolm: error: {err}", file=sys.stderr)
+        except (GenolmError, InstantiationException) as err:
+            cause = err if isinstance(err, GenolmError) else err.__cause__
+            if not isinstance(cause, GenolmError):
+                raise
+            print(f"genolm: error: {cause}", file=sys.stderr)
             sys.exit(1)
         except SIGTERMException:
             # pretraining has saved checkpoints/last.ckpt by now and logged how to resume

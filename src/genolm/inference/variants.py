@@ -7,6 +7,7 @@ after checking letters, counts and lengths with messages naming the file and rec
 from __future__ import annotations
 
 import gzip
+import hashlib
 import logging
 from pathlib import Path
 
@@ -67,15 +68,31 @@ def read_table_pairs(path: str | Path, limit: int | None = None) -> pd.DataFrame
     return frame.assign(ref=frame["ref"].str.upper(), alt=frame["alt"].str.upper())[COLUMNS]
 
 
+def genome_key(genome: Path, sample: int = 1 << 20) -> str:
+    """A key of the genome file's content: size, mtime and a hash of its first and last ``sample`` bytes.
+
+    Two different files (even with the same name) never share a key, and a rewritten file gets
+    a new one, so a cached index always belongs to the bytes it indexes.
+    """
+    stat = genome.stat()
+    digest = hashlib.sha256(f"{stat.st_size}:{stat.st_mtime_ns}".encode())
+    with open(genome, "rb") as handle:
+        digest.update(handle.read(sample))
+        handle.seek(max(stat.st_size - sample, 0))
+        digest.update(handle.read(sample))
+    return f"{genome.name}.{digest.hexdigest()[:16]}"
+
+
 def _open_genome(genome: Path, index_dir: Path):
     import pyfaidx
 
     if not genome.is_file():
         raise GenolmError(f"{genome}: genome FASTA not found")
     index_dir.mkdir(parents=True, exist_ok=True)
+    key = genome_key(genome)
     try:
-        return pyfaidx.Fasta(str(genome), indexname=str(index_dir / f"{genome.name}.fai"),
-                             gzi_indexname=str(index_dir / f"{genome.name}.gzi"),
+        return pyfaidx.Fasta(str(genome), indexname=str(index_dir / f"{key}.fai"),
+                             gzi_indexname=str(index_dir / f"{key}.gzi"),
                              sequence_always_upper=True, as_raw=True)
     except pyfaidx.UnsupportedCompressionFormat as err:
         raise GenolmError(f"{genome}: gzip-compressed genomes must be BGZF (bgzip) for random "

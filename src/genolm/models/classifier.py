@@ -18,6 +18,7 @@ from transformers import (
     PreTrainedTokenizerFast,
 )
 
+from genolm.checkpoints import safe_load
 from genolm.data.tokenizers import tokenizer_from_state
 from genolm.errors import GenolmError
 from genolm.io import model_source
@@ -34,14 +35,9 @@ def config_from_dict(data: dict[str, Any]) -> PretrainedConfig:
 
 
 def read_genolm_checkpoint(path: Path) -> dict[str, Any]:
-    """Load a Lightning ``.ckpt`` written by genolm (on CPU) and check its ``genolm`` section."""
-    if not path.is_file():
-        raise GenolmError(f"{path}: checkpoint not found")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as err:  # noqa: BLE001 - any unpickling failure is a bad file for the user
-        raise GenolmError(f"{path}: cannot be read as a checkpoint ({err})") from err
-    if not isinstance(ckpt, dict) or "genolm" not in ckpt:
+    """Load a genolm Lightning ``.ckpt`` (weights-only, on CPU) and check its ``genolm`` section."""
+    ckpt = safe_load(path)
+    if "genolm" not in ckpt:
         raise GenolmError(f"{path}: not a genolm checkpoint (no 'genolm' section)")
     return ckpt
 

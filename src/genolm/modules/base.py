@@ -37,7 +37,17 @@ class GenolmModule(L.LightningModule):
         return {"optimizer": opt, "lr_scheduler": sched}
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Store kind, transformers config and tokenizer so the checkpoint rebuilds itself."""
+        """Store kind, transformers config and tokenizer so the checkpoint rebuilds itself.
+
+        Hyper-parameters are stored as plain data (no OmegaConf, path or numpy objects), so the
+        checkpoint loads weights-only (:func:`genolm.checkpoints.safe_load`).
+        """
+        from genolm.checkpoints import plain_data
+
+        checkpoint.pop(self.CHECKPOINT_HYPER_PARAMS_TYPE, None)
+        key = self.CHECKPOINT_HYPER_PARAMS_KEY
+        if key in checkpoint:
+            checkpoint[key] = plain_data(checkpoint[key])
         checkpoint["genolm"] = {"kind": self.kind, "hf_config": self.hf_config()}
         if self.tokenizer is not None:
             checkpoint["genolm"]["tokenizer"] = tokenizer_state(self.tokenizer)
