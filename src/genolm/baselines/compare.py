@@ -24,11 +24,14 @@ def lm_vs_markov(model: PreTrainedModel, tokenizer: PreTrainedTokenizerFast, tra
     """Bits per base of ``model`` and of Markov chains of every order on ``windows``.
 
     Args:
-        model, tokenizer: the causal LM.
+        model: the causal LM.
+        tokenizer: its tokenizer.
         train: windows the chains are fitted on (the LM's training DNA, for a fair comparison).
         windows: held-out windows both are scored on, each on its own.
-        max_order, alpha: chains of orders ``0..max_order``, add-``alpha`` smoothing.
-        start, batch_size: see :func:`genolm.inference.lm_bits.window_bits`.
+        max_order: chains of orders ``0..max_order``.
+        alpha: add-``alpha`` smoothing of the chains.
+        start: token before each window (see :func:`genolm.inference.lm_bits.start_token`).
+        batch_size: windows per forward pass.
 
     Returns:
         ``lm_bits_per_base``, ``markov`` ({order: bits/base}), ``best_order``,

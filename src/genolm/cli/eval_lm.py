@@ -20,7 +20,8 @@ def main(cfg: DictConfig) -> None:
     for order, bits in res["markov"].items():
         print(f"Markov order {order:>2}: {bits:.4f}{'  (best)' if order == res['best_order'] else ''}")
     verdict = "below" if res["delta"] < 0 else "above"
-    print(f"LM is {abs(res['delta']):.4f} bits/base {verdict} the best chain; report in {cfg.paths.output_dir}")
+    print(f"LM is {abs(res['delta']):.4f} bits/base {verdict} the best chain; "
+          f"report in {cfg.paths.output_dir}")
 
 
 if __name__ == "__main__":

@@ -163,8 +163,9 @@ def bases_per_token(tok: PreTrainedTokenizerFast) -> np.ndarray:
 
 
 def complement_ids(tok: PreTrainedTokenizerFast) -> np.ndarray:
-    """Id -> id of its complementary base (specials map to themselves), for reverse-complement
-    augmentation at the token level.
+    """Id -> id of its complementary base (specials map to themselves).
+
+    Used for reverse-complement augmentation at the token level.
 
     Raises:
         GenolmError: a non-special token is not a single base (BPE, k-mers): the reverse
