@@ -86,7 +86,8 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     return metrics, objects
 
 
-BASELINE_KEYS = ("val/bits_per_base_windows", "baseline/markov_bits_per_base", "baseline/markov_order")
+BASELINE_KEYS = ("val/bits_per_base_windows", "baseline/markov_bits_per_base", "baseline/markov_order",
+                 "baseline/markov_both_strands")
 
 
 def compare_with_markov(cfg: DictConfig, best, model, datamodule, trainer: L.Trainer) -> dict[str, Any]:
@@ -105,7 +106,8 @@ def compare_with_markov(cfg: DictConfig, best, model, datamodule, trainer: L.Tra
                           batch_size=datamodule.eval_batch_size)
     result.update({"val/bits_per_base_windows": result["lm_bits_per_base"],
                    "baseline/markov_bits_per_base": result["markov_bits_per_base"],
-                   "baseline/markov_order": float(result["best_order"])})
+                   "baseline/markov_order": float(result["best_order"]),
+                   "baseline/markov_both_strands": float(result["best_strands"] == "both")})
     write_report(cfg.paths.output_dir, result, f"{cfg.task_name}: LM vs Markov chains",
                  f"Validation chunks of `{corpus}`, each scored alone; best checkpoint.", model.curve)
     for logger in trainer.loggers:
@@ -122,9 +124,10 @@ def format_summary(metrics: dict[str, float], objects: dict[str, Any]) -> str:
     base = objects.get("baseline")
     if base:
         verdict = "below" if base["delta"] < 0 else "above"
+        strands = "both strands" if base["best_strands"] == "both" else "one strand"
         lines.append(f"held-out windows: LM {base['lm_bits_per_base']:.4f} bits/base, best Markov chain "
-                     f"(order {base['best_order']}) {base['markov_bits_per_base']:.4f}: the LM is "
-                     f"{abs(base['delta']):.4f} {verdict} it (lm_vs_baselines.md)")
+                     f"(order {base['best_order']}, fitted on {strands}) {base['markov_bits_per_base']:.4f}: "
+                     f"the LM is {abs(base['delta']):.4f} {verdict} it (lm_vs_baselines.md)")
     if objects.get("best_ckpt"):
         lines.append(f"best checkpoint: {objects['best_ckpt']}")
     if objects.get("hf_dir"):

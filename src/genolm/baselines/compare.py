@@ -14,6 +14,7 @@ import pandas as pd
 from transformers import PreTrainedModel, PreTrainedTokenizerFast
 
 from genolm.baselines.markov import MarkovChains
+from genolm.data.sequences import reverse_complement
 from genolm.inference.lm_bits import total_bits_per_base, window_bits
 from genolm.io import atomic_file
 
@@ -34,18 +35,27 @@ def lm_vs_markov(model: PreTrainedModel, tokenizer: PreTrainedTokenizerFast, tra
         batch_size: windows per forward pass.
 
     Returns:
-        ``lm_bits_per_base``, ``markov`` ({order: bits/base}), ``best_order``,
-        ``markov_bits_per_base`` (the best order's), ``delta`` (LM minus best chain; negative:
-        the LM wins), ``windows``, ``bases`` and the per-window ``table``.
+        ``lm_bits_per_base``, ``markov`` ({order: bits/base}, chains fitted on the training
+        windows as given), ``markov_both_strands`` (fitted on them and their reverse complements,
+        the fair bar for an LM trained with ``data.rc_aug``), ``best_order`` and ``best_strands``
+        of the best chain of either kind, ``markov_bits_per_base`` (its figure), ``delta`` (LM
+        minus best chain; negative: the LM wins), ``windows``, ``bases`` and the per-window
+        ``table``.
 
     """
     table = window_bits(model, tokenizer, windows, start=start, batch_size=batch_size)
     chains = MarkovChains(max_order, alpha).fit(train)
     markov = chains.bits_per_base(windows)
+    both = MarkovChains(max_order, alpha).fit(train).fit(reverse_complement(w) for w in train)
+    markov_both = both.bits_per_base(windows)
     best = min(markov, key=markov.get)
+    best_both = min(markov_both, key=markov_both.get)
     lm = total_bits_per_base(table)
-    return {"lm_bits_per_base": lm, "markov": markov, "best_order": best,
-            "markov_bits_per_base": markov[best], "delta": lm - markov[best],
+    top = min(markov[best], markov_both[best_both])
+    return {"lm_bits_per_base": lm, "markov": markov, "markov_both_strands": markov_both,
+            "best_order": best if markov[best] <= markov_both[best_both] else best_both,
+            "best_strands": "forward" if markov[best] <= markov_both[best_both] else "both",
+            "markov_bits_per_base": top, "delta": lm - top,
             "windows": len(windows), "bases": int(table["bases"].sum()),
             "train_bases": chains.bases_fitted, "table": table}
 
@@ -79,13 +89,16 @@ def report_markdown(result: dict[str, Any], title: str, where: str) -> str:
              f"Held-out windows: {result['windows']:,} ({result['bases']:,} bases scored); Markov "
              f"chains fitted on {result['train_bases']:,} training bases (add-1 smoothing, first "
              "bases of a window scored with the context they have).", "",
-             "| model | bits/base |", "|---|---|",
-             f"| **LM** | **{result['lm_bits_per_base']:.4f}** |"]
+             "| model | bits/base | same chain fitted on both strands |", "|---|---|---|",
+             f"| **LM** | **{result['lm_bits_per_base']:.4f}** | |"]
     for order, bits in result["markov"].items():
-        best = " (best)" if order == result["best_order"] else ""
-        lines.append(f"| Markov order {order}{best} | {bits:.4f} |")
+        both = result["markov_both_strands"][order]
+        mark = [" (best)" if order == result["best_order"] and result["best_strands"] == s else ""
+                for s in ("forward", "both")]
+        lines.append(f"| Markov order {order} | {bits:.4f}{mark[0]} | {both:.4f}{mark[1]} |")
     lines += ["", f"The LM is {abs(result['delta']):.4f} bits/base {verdict} the best Markov chain "
-              f"(order {result['best_order']}).", ""]
+              f"(order {result['best_order']}, fitted on {result['best_strands']} strand"
+              f"{'s' if result['best_strands'] == 'both' else ''}).", ""]
     return "\n".join(lines)
 
 
@@ -96,6 +109,7 @@ def write_report(out_dir: str | Path, result: dict[str, Any], title: str, where:
     paths = {"md": out / "lm_vs_baselines.md", "tsv": out / "lm_vs_baselines.tsv",
              "png": out / "learning_curve.png"}
     rows = [("lm", result["lm_bits_per_base"])] + [(f"markov_{k}", v) for k, v in result["markov"].items()]
+    rows += [(f"markov_{k}_both_strands", v) for k, v in result["markov_both_strands"].items()]
     with atomic_file(paths["tsv"]) as tmp:
         pd.DataFrame(rows, columns=["model", "bits_per_base"]).to_csv(tmp, sep="\t", index=False)
     with atomic_file(paths["md"]) as tmp:

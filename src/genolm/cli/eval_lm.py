@@ -17,8 +17,11 @@ def main(cfg: DictConfig) -> None:
     res = run(cfg)
     print(f"{res['windows']:,} windows ({res['bases']:,} bases; {res['skipped']:,} with N skipped)")
     print(f"LM: {res['lm_bits_per_base']:.4f} bits/base")
+    print("Markov order   fitted on: training strand / both strands")
     for order, bits in res["markov"].items():
-        print(f"Markov order {order:>2}: {bits:.4f}{'  (best)' if order == res['best_order'] else ''}")
+        both = res["markov_both_strands"][order]
+        best = "  (best)" if order == res["best_order"] else ""
+        print(f"Markov order {order:>2}: {bits:.4f} / {both:.4f}{best}")
     verdict = "below" if res["delta"] < 0 else "above"
     print(f"LM is {abs(res['delta']):.4f} bits/base {verdict} the best chain; "
           f"report in {cfg.paths.output_dir}")
