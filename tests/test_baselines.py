@@ -127,3 +127,14 @@ def test_reverse_complement_and_strand_augmentation(tmp_path, cache_dir) -> None
             else:  # [BOS] chunk [EOS] keeps its ends: only the chunk turns around
                 assert torch.equal(back[1:-1], torch.from_numpy(comp[stream.numpy()[1:-1][::-1]]))
                 assert back[0] == stream[0] and back[-1] == stream[-1]
+
+
+def test_single_nucleotide_round_trip() -> None:
+    tok = char()
+    rng = np.random.default_rng(3)
+    seq = "".join(rng.choice(list("ACGTN"), 300))
+    ids = tok(seq, add_special_tokens=False)["input_ids"]
+    assert len(ids) == 300 and tok.unk_token_id not in ids  # one token per base, N included
+    assert tok.decode(ids).replace(" ", "") == seq
+    wrapped = tok(seq)["input_ids"]
+    assert wrapped[0] == tok.cls_token_id and wrapped[-1] == tok.sep_token_id and wrapped[1:-1] == ids
