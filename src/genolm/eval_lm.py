@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -14,12 +13,12 @@ from omegaconf import DictConfig
 
 from genolm.baselines.compare import lm_vs_markov, write_report
 from genolm.checkpoints import load_causal_lm
+from genolm.data.corpus import chunk_record
 from genolm.data.sequences import check_dna, iter_records
 from genolm.errors import GenolmError
 from genolm.io import write_json_atomic, write_tsv_atomic
 
 log = logging.getLogger("genolm.eval_lm")
-NOT_ACGT = re.compile("[^ACGT]")
 
 
 def tile_fasta(paths: Iterable[str | Path], window: int, skip_n: bool = True
@@ -35,14 +34,10 @@ def tile_fasta(paths: Iterable[str | Path], window: int, skip_n: bool = True
     for path in paths:
         for record, raw in iter_records(path):
             check_dna(raw, path, record)
-            seq = raw.upper()
-            for start in range(0, len(seq) - window + 1, window):
-                piece = seq[start:start + window]
-                if skip_n and NOT_ACGT.search(piece):
-                    skipped += 1
-                    continue
-                ids.append(f"{record}:{start}-{start + window}")
-                windows.append(piece)
+            kept, dropped = chunk_record(raw.upper(), window, 0.0 if skip_n else 1.0)
+            skipped += dropped
+            ids += [f"{record}:{start}-{start + window}" for start, _ in kept]
+            windows += [piece for _, piece in kept]
     return ids, windows, skipped
 
 
