@@ -40,13 +40,24 @@ def start_token(tokenizer: PreTrainedTokenizerFast, start: str) -> int:
     return int(token)
 
 
+def dna_nll(logits: torch.Tensor, target: torch.Tensor, special: torch.Tensor, valid: torch.Tensor
+            ) -> tuple[torch.Tensor, torch.Tensor]:
+    """NLL (nats) of each DNA target, next token renormalised over non-special tokens.
+
+    Returns ``(nll, scored)``: ``scored`` is ``valid`` minus special-token targets, and ``nll`` is 0
+    wherever a target is not scored (a special token's log-probability is -inf after masking).
+    """
+    safe = target.clamp(min=0)
+    scored = valid & ~special[safe]
+    logp = F.log_softmax(logits.float().masked_fill(special, float("-inf")), dim=-1)
+    return -logp.gather(-1, safe.unsqueeze(-1)).squeeze(-1).masked_fill(~scored, 0.0), scored
+
+
 def _batch_bits(model: PreTrainedModel, ids: torch.Tensor, mask: torch.Tensor, special: torch.Tensor,
                 span: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    logits = model(input_ids=ids, attention_mask=mask, use_cache=False).logits[:, :-1].float()
-    logp = F.log_softmax(logits.masked_fill(special, float("-inf")), dim=-1)
+    logits = model(input_ids=ids, attention_mask=mask, use_cache=False).logits[:, :-1]
     target = ids[:, 1:]
-    scored = mask[:, 1:].bool() & ~special[target]
-    nll = -logp.gather(-1, target.unsqueeze(-1)).squeeze(-1).masked_fill(~scored, 0.0)
+    nll, scored = dna_nll(logits, target, special, mask[:, 1:].bool())
     return nll.double().sum(1) / LN2, (span[target] * scored).sum(1)
 
 

@@ -12,6 +12,7 @@ from lightning.pytorch.strategies import FSDPStrategy, ModelParallelStrategy
 from torchmetrics import SumMetric
 from transformers import PreTrainedTokenizerFast
 
+from genolm.inference.lm_bits import dna_nll
 from genolm.models.fast_mixtral import mixtral_hidden_states
 from genolm.models.fused_loss import linear_cross_entropy
 from genolm.models.mixtral import build_causal_lm, mixtral_config
@@ -167,11 +168,9 @@ class CausalLMModule(GenolmModule):
         n_bases = torch.zeros((), dtype=torch.int64, device=hidden.device)
         for lo in range(0, len(flat), 4096):
             rows, target = flat[lo:lo + 4096], labels[lo:lo + 4096]
-            logits = (rows @ self.net.lm_head.weight.t() if self.fast else rows).float()
-            logp = F.log_softmax(logits.masked_fill(special, float("-inf")), dim=-1)
-            keep = (target != IGNORE) & ~special[target.clamp(min=0)]
-            picked = logp.gather(-1, target.clamp(min=0)[:, None]).squeeze(1)
-            bits -= torch.where(keep, picked, 0.0).double().sum() / LN2  # specials' logp is -inf
+            logits = rows @ self.net.lm_head.weight.t() if self.fast else rows
+            nll, keep = dna_nll(logits, target, special, target != IGNORE)
+            bits += nll.double().sum() / LN2
             n_bases += (bases[lo:lo + 4096] * keep).sum()
         return bits, n_bases
 
