@@ -13,8 +13,10 @@
 from __future__ import annotations
 
 import json
+import os
 import pickle
 import re
+import shutil
 from pathlib import Path, PurePath
 from typing import Any
 
@@ -197,18 +199,36 @@ def load_classifier(path: str | Path, num_labels: int | None = None):
     return module
 
 
-def export_hf(model: PreTrainedModel, tokenizer: PreTrainedTokenizerFast, out_dir: str | Path) -> Path:
+def export_hf(model: PreTrainedModel, tokenizer: PreTrainedTokenizerFast, out_dir: str | Path,
+              replace: bool = False) -> Path:
     """Write ``model`` and ``tokenizer`` as a Hugging Face folder (safetensors), atomically.
 
     The folder loads with ``AutoModelForCausalLM.from_pretrained(out_dir)`` and
     ``AutoTokenizer.from_pretrained(out_dir)`` without network access.
+
+    Args:
+        model: the model to write.
+        tokenizer: its tokenizer.
+        out_dir: the folder to create.
+        replace: swap an existing ``out_dir`` for the new export (a run continued in its own
+            folder); otherwise an existing folder is an error.
+
     """
     out_dir = Path(out_dir)
-    if out_dir.exists():
+    if out_dir.exists() and not replace:
         raise GenolmError(f"{out_dir}: already exists; remove it or choose another folder")
-    with atomic_dir(out_dir) as tmp, torch.no_grad():
-        model.save_pretrained(str(tmp), safe_serialization=True)
-        tokenizer.save_pretrained(str(tmp))
+    old = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
+    if out_dir.exists():
+        os.rename(out_dir, old)  # the new export takes its place below; the old one goes after
+    try:
+        with atomic_dir(out_dir) as tmp, torch.no_grad():
+            model.save_pretrained(str(tmp), safe_serialization=True)
+            tokenizer.save_pretrained(str(tmp))
+    except BaseException:
+        if old.exists() and not out_dir.exists():
+            os.rename(old, out_dir)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
     return out_dir
 
 

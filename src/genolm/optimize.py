@@ -69,6 +69,9 @@ def run(cfg: DictConfig) -> tuple[pd.DataFrame, dict[str, Any]]:
     constraints = Constraints(**{k: (tuple(v) if k == "gc_range" else v)
                                  for k, v in instantiate(cfg.constraints, _convert_="all").items()})
     ids, seqs = start_sequences(cfg)
+    pfms = read_jaspar_pfm(cfg.motifs.path) if cfg.motifs.path else None  # a bad file fails before the search
+    for name, seq in zip(ids, seqs, strict=True):
+        constraints.check_start(seq, name)
     oracle = build_oracle(cfg)
     algorithm = instantiate(cfg.algorithm)
     t0 = time.perf_counter()
@@ -76,8 +79,8 @@ def run(cfg: DictConfig) -> tuple[pd.DataFrame, dict[str, Any]]:
     seconds = time.perf_counter() - t0
     out = Path(cfg.paths.output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    if cfg.motifs.path:
-        changes = motif_changes(results, read_jaspar_pfm(cfg.motifs.path), cfg.motifs.rel_threshold)
+    if pfms is not None:
+        changes = motif_changes(results, pfms, cfg.motifs.rel_threshold)
         results = results.merge(changes, on="id")
         gained_summary(changes).to_csv(out / "motifs_gained.tsv", sep="\t", header=["designs"])
     write_tsv_atomic(trajectory, out / "trajectory.tsv")

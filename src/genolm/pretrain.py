@@ -73,7 +73,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
         best, best_path = _best_module(trainer, model)
         objects.update(best_ckpt=best_path, resumed_from=ckpt_path)
         if cfg.get("export_hf") and trainer.is_global_zero:
-            objects["hf_dir"] = export_hf(best.net, best.tokenizer, out_dir / "hf")
+            objects["hf_dir"] = export_hf(best.net, best.tokenizer, out_dir / "hf", replace=True)
         if trainer.is_global_zero and cfg.get("baseline") and cfg.baseline.enabled:
             objects["baseline"] = compare_with_markov(cfg, best, model, datamodule, trainer)
             metrics.update({k: objects["baseline"][k] for k in BASELINE_KEYS})

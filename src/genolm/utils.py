@@ -15,7 +15,9 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from genolm.compat import check_versions
+from genolm.config_schema import Section, validate
 from genolm.errors import GenolmError
+from genolm.run_folder import remove_if_unused
 
 log = logging.getLogger("genolm")
 
@@ -41,37 +43,54 @@ def to_floats(metrics: dict[str, Any]) -> dict[str, float]:
     return {k: float(v) for k, v in metrics.items()}
 
 
-def report_errors(func: Callable[[DictConfig], Any]) -> Callable[[DictConfig], Any]:
-    """Turn a :class:`GenolmError` into one ``genolm: error: ...`` line and exit status 1.
+Task = Callable[[DictConfig], Any]
 
-    A :class:`GenolmError` raised while Hydra instantiates an object (e.g. a model's ``init_from``)
-    is reported the same way, without Hydra's wrapping.
 
-    A run stopped by SIGTERM exits with status 143 (128 + 15), after pretraining saved ``last.ckpt``.
+def report_errors(schema: type[Section]) -> Callable[[Task], Task]:
+    """Decorate a Hydra task: check its config first, report user errors in one line.
+
+    * the config is checked against ``schema`` (:func:`genolm.config_schema.validate`) before any work;
+    * a :class:`GenolmError` (also one raised while Hydra instantiates an object, e.g. a model's
+      ``init_from``) becomes one ``genolm: error: ...`` line and exit status 1, and the run folder
+      is removed if this run created it and wrote nothing into it
+      (:func:`genolm.run_folder.remove_if_unused`);
+    * a run stopped by SIGTERM exits with status 143 (128 + 15), after pretraining saved ``last.ckpt``.
     """
 
-    @functools.wraps(func)
-    def wrapper(cfg: DictConfig) -> Any:
-        from hydra.errors import InstantiationException
-        from lightning.pytorch.utilities.exceptions import SIGTERMException
+    def decorate(func: Task) -> Task:
+        @functools.wraps(func)
+        def wrapper(cfg: DictConfig) -> Any:
+            from hydra.errors import InstantiationException
+            from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-        # a Lightning-internal deprecation printed on every fit; nothing a user can act on
-        warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
-        try:
-            check_versions()
-            return func(cfg)
-        except (GenolmError, InstantiationException) as err:
-            cause = err if isinstance(err, GenolmError) else err.__cause__
-            if not isinstance(cause, GenolmError):
-                raise
-            print(f"genolm: error: {cause}", file=sys.stderr)
-            sys.exit(1)
-        except SIGTERMException:
-            # pretraining has saved checkpoints/last.ckpt by now and logged how to resume
-            print("genolm: stopped by SIGTERM", file=sys.stderr)
-            sys.exit(143)
+            # a Lightning-internal deprecation printed on every fit; nothing a user can act on
+            warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
+            try:
+                check_versions()
+                validate(cfg, schema)
+                return func(cfg)
+            except (GenolmError, InstantiationException) as err:
+                cause = err if isinstance(err, GenolmError) else err.__cause__
+                if not isinstance(cause, GenolmError):
+                    raise
+                remove_if_unused(_output_dir())
+                print(f"genolm: error: {cause}", file=sys.stderr)
+                sys.exit(1)
+            except SIGTERMException:
+                # pretraining has saved checkpoints/last.ckpt by now and logged how to resume
+                print("genolm: stopped by SIGTERM", file=sys.stderr)
+                sys.exit(143)
 
-    return wrapper
+        return wrapper
+
+    return decorate
+
+
+def _output_dir() -> str | None:
+    """The running Hydra job's output folder (``None`` outside a Hydra app)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    return HydraConfig.get().runtime.output_dir if HydraConfig.initialized() else None
 
 
 def config_dir() -> str:

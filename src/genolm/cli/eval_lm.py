@@ -5,11 +5,12 @@ from __future__ import annotations
 import hydra
 from omegaconf import DictConfig
 
+from genolm.config_schema import EvalLMConfig
 from genolm.utils import config_dir, report_errors
 
 
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="eval_lm")
-@report_errors
+@report_errors(EvalLMConfig)
 def main(cfg: DictConfig) -> None:
     """Print the LM's bits/base beside every Markov order."""
     from genolm.eval_lm import run

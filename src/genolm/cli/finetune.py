@@ -5,11 +5,12 @@ from __future__ import annotations
 import hydra
 from omegaconf import DictConfig
 
+from genolm.config_schema import FinetuneConfig
 from genolm.utils import config_dir, report_errors
 
 
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="finetune")
-@report_errors
+@report_errors(FinetuneConfig)
 def main(cfg: DictConfig) -> float | None:
     """Finetune, test the best checkpoint, print the metrics; returns the optimized metric."""
     from genolm.finetune import format_metrics, train

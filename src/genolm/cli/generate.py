@@ -5,11 +5,12 @@ from __future__ import annotations
 import hydra
 from omegaconf import DictConfig
 
+from genolm.config_schema import GenerateConfig
 from genolm.utils import config_dir, report_errors
 
 
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="generate")
-@report_errors
+@report_errors(GenerateConfig)
 def main(cfg: DictConfig) -> None:
     """Generate and print throughput and the JSD-vs-baselines line."""
     from genolm.generate import run

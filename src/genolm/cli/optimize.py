@@ -5,11 +5,12 @@ from __future__ import annotations
 import hydra
 from omegaconf import DictConfig
 
+from genolm.config_schema import OptimizeConfig
 from genolm.utils import config_dir, report_errors
 
 
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="optimize")
-@report_errors
+@report_errors(OptimizeConfig)
 def main(cfg: DictConfig) -> None:
     """Design and print start -> final scores."""
     from genolm.optimize import run

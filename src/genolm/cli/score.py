@@ -5,11 +5,12 @@ from __future__ import annotations
 import hydra
 from omegaconf import DictConfig
 
+from genolm.config_schema import ScoreConfig
 from genolm.utils import config_dir, report_errors
 
 
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="score")
-@report_errors
+@report_errors(ScoreConfig)
 def main(cfg: DictConfig) -> None:
     """Score variants and print throughput and per-score AUROCs."""
     from genolm.score import run

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from genolm.data.sequences import check_dna, iter_fasta
+from genolm.data.sequences import check_dna, iter_fasta, read_table
 from genolm.errors import GenolmError
 
 log = logging.getLogger(__name__)
@@ -45,10 +45,7 @@ def read_labeled_csv(path: str | Path) -> pd.DataFrame:
     path = Path(path)
     if not path.is_file():
         raise GenolmError(f"{path}: split file not found")
-    try:
-        frame = pd.read_csv(path, dtype={"sequence": str}, keep_default_na=False)
-    except pd.errors.EmptyDataError as err:
-        raise GenolmError(f"{path}: empty file") from err
+    frame = read_table(path, dtype={"sequence": str}, keep_default_na=False)
     missing = [c for c in ("sequence", "label") if c not in frame.columns]
     if missing:
         raise GenolmError(f"{path}: missing column(s) {missing} (columns found: {list(frame.columns)})")

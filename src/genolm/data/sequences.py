@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import re
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -61,32 +62,67 @@ def reverse_complement(seq: str) -> str:
     return seq.translate(_COMPLEMENT)[::-1]
 
 
+# what a truncated .gz, a binary file or a corrupt stream raises while it is read as text
+UNREADABLE = (EOFError, UnicodeDecodeError, gzip.BadGzipFile, zlib.error, OSError)
+
+
+def unreadable(path: Path, err: BaseException, after: str | None) -> GenolmError:
+    """One-line error for a file that cannot be read as text, naming the last good record."""
+    where = f" after record '{after}'" if after else " before the first record"
+    kind = {EOFError: "truncated (compressed stream ends early)",
+            UnicodeDecodeError: "not text (binary data)"}.get(type(err), f"unreadable ({err})")
+    return GenolmError(f"{path}: {kind}{where}; is it a complete FASTA/CSV file?")
+
+
 def iter_fasta(path: Path) -> Iterator[tuple[str, str]]:
-    """Yield ``(record_id, sequence)`` from a FASTA file (Biopython's parser)."""
-    n = 0
-    with _open_text(path) as handle:
-        for title, seq in SimpleFastaParser(handle):
-            n += 1
-            yield (title.split()[0] if title.strip() else f"record{n}"), seq
+    """Yield ``(record_id, sequence)`` from a FASTA file (Biopython's parser).
+
+    Raises:
+        GenolmError: the file holds no record, or is truncated, binary or corrupt.
+
+    """
+    n, name = 0, None
+    try:
+        with _open_text(path) as handle:
+            for title, seq in SimpleFastaParser(handle):
+                n += 1
+                name = title.split()[0] if title.strip() else f"record{n}"
+                yield name, seq
+    except UNREADABLE as err:
+        raise unreadable(path, err, name) from None
     if n == 0:
         raise GenolmError(f"{path}: no FASTA records found (empty file or not FASTA)")
+
+
+def read_table(path: str | Path, **kwargs) -> pd.DataFrame:
+    """``pd.read_csv`` with a one-line :class:`GenolmError` for an empty, binary or malformed file."""
+    try:
+        return pd.read_csv(path, **kwargs)
+    except pd.errors.EmptyDataError:
+        raise GenolmError(f"{path}: empty file, expected a header row") from None
+    except pd.errors.ParserError as err:
+        raise GenolmError(f"{path}: not a well-formed table ({str(err).strip().splitlines()[-1]})") from None
+    except UNREADABLE as err:
+        raise unreadable(Path(path), err, None) from None
 
 
 def iter_table(path: Path, column: str = "text", chunksize: int = 50_000) -> Iterator[tuple[str, str]]:
     """Yield ``(row_name, sequence)`` from a CSV/TSV with a sequence column (the course format)."""
     sep = "\t" if _base_suffix(path) == ".tsv" else ","
-    try:
-        header = pd.read_csv(path, sep=sep, nrows=0).columns.tolist()
-    except pd.errors.EmptyDataError as err:
-        raise GenolmError(f"{path}: empty table, expected a '{column}' column") from err
+    header = read_table(path, sep=sep, nrows=0).columns.tolist()
     if column not in header:
         raise GenolmError(f"{path}: no column '{column}' (columns found: {header})")
     n = 0
-    for frame in pd.read_csv(path, sep=sep, usecols=[column], dtype=str, chunksize=chunksize,
-                             keep_default_na=False):
-        for seq in frame[column]:
-            n += 1
-            yield f"row{n}", seq
+    try:
+        for frame in pd.read_csv(path, sep=sep, usecols=[column], dtype=str, chunksize=chunksize,
+                                 keep_default_na=False):
+            for seq in frame[column]:
+                n += 1
+                yield f"row{n}", seq
+    except pd.errors.ParserError as err:
+        raise GenolmError(f"{path}: not a well-formed table after row {n} ({err})") from None
+    except UNREADABLE as err:
+        raise unreadable(path, err, f"row{n}" if n else None) from None
     if n == 0:
         raise GenolmError(f"{path}: table has a '{column}' column but no rows")
 

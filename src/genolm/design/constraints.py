@@ -62,6 +62,9 @@ class Constraints:
         """Raise if a start sequence already breaks a constraint (nothing could be designed)."""
         if any(not 0 <= i < len(seq) for i in self.fixed):
             raise GenolmError(f"start '{name}': fixed positions {self.fixed} outside 0..{len(seq) - 1}")
+        if self.max_edits == 0 or len(set(self.fixed)) >= len(seq):
+            why = "max_edits is 0" if self.max_edits == 0 else f"all {len(seq)} positions are fixed"
+            raise GenolmError(f"start '{name}': nothing can be edited ({why})")
         reason = self.violation(seq, seq)
         if reason:
             raise GenolmError(f"start '{name}' already violates the constraints: {reason}")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from genolm.data.sequences import check_dna, iter_fasta
+from genolm.data.sequences import UNREADABLE, check_dna, iter_fasta, read_table, unreadable
 from genolm.errors import GenolmError
 
 log = logging.getLogger(__name__)
@@ -55,7 +55,7 @@ def read_table_pairs(path: str | Path, limit: int | None = None) -> pd.DataFrame
     if not path.is_file():
         raise GenolmError(f"{path}: file not found")
     sep = "\t" if ".tsv" in path.suffixes else ","
-    frame = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, nrows=limit)
+    frame = read_table(path, sep=sep, dtype=str, keep_default_na=False, nrows=limit)
     missing = [c for c in ("id", "ref", "alt") if c not in frame.columns]
     if missing:
         raise GenolmError(f"{path}: missing column(s) {missing} (columns found: {list(frame.columns)})")
@@ -116,32 +116,42 @@ def read_vcf_windows(vcf: str | Path, genome: str | Path, window: int, index_dir
     fasta = _open_genome(Path(genome), Path(index_dir))
     half, rows = window // 2, []
     skipped = {"indel": 0, "ref_mismatch": 0, "off_chromosome": 0, "unknown_chromosome": 0}
-    opener = gzip.open if vcf.suffix == ".gz" else open
-    with opener(vcf, "rt") as handle:
-        for line_no, line in enumerate(handle, 1):
-            if line.startswith("#") or not line.strip():
+    for (chrom, pos, vid, ref_allele, alts) in _vcf_records(vcf):
+        for alt_allele in alts.split(","):
+            reason = _vcf_skip(fasta, chrom, pos, ref_allele.upper(), alt_allele.upper(), half, window)
+            if reason:
+                skipped[reason] += 1
                 continue
-            fields = line.rstrip("\n").split("\t")
-            if len(fields) < 5:
-                raise GenolmError(f"{vcf}: line {line_no}: expected at least 5 tab-separated columns")
-            chrom, pos, vid, ref_allele, alts = fields[0], int(fields[1]), fields[2], fields[3], fields[4]
-            for alt_allele in alts.split(","):
-                reason = _vcf_skip(fasta, chrom, pos, ref_allele.upper(), alt_allele.upper(), half, window)
-                if reason:
-                    skipped[reason] += 1
-                    continue
-                start = pos - 1 - half
-                ref_win = fasta[chrom][start : start + window]
-                alt_win = ref_win[:half] + alt_allele.upper() + ref_win[half + 1 :]
-                rec_id = vid if vid not in (".", "") else f"{chrom}:{pos}:{ref_allele}>{alt_allele}"
-                rows.append((rec_id, "", ref_win, alt_win))
-            if limit and len(rows) >= limit:
-                break
+            start = pos - 1 - half
+            ref_win = fasta[chrom][start : start + window]
+            alt_win = ref_win[:half] + alt_allele.upper() + ref_win[half + 1 :]
+            rec_id = vid if vid not in (".", "") else f"{chrom}:{pos}:{ref_allele}>{alt_allele}"
+            rows.append((rec_id, "", ref_win, alt_win))
+        if limit and len(rows) >= limit:
+            break
     if any(skipped.values()):
         log.warning("%s: skipped %s", vcf, skipped)
     if not rows:
         raise GenolmError(f"{vcf}: no scorable SNV left (skipped: {skipped})")
     return pd.DataFrame(rows, columns=COLUMNS), skipped
+
+
+def _vcf_records(vcf: Path):
+    """Yield ``(chrom, pos, id, ref, alts)`` of each VCF data line; one-line errors name the line."""
+    line_no = 0
+    try:
+        with (gzip.open if vcf.suffix == ".gz" else open)(vcf, "rt") as handle:
+            for line_no, line in enumerate(handle, 1):
+                if line.startswith("#") or not line.strip():
+                    continue
+                fields = line.rstrip("\n").split("\t")
+                if len(fields) < 5:
+                    raise GenolmError(f"{vcf}: line {line_no}: expected at least 5 tab-separated columns")
+                if not fields[1].isdigit() or int(fields[1]) < 1:
+                    raise GenolmError(f"{vcf}: line {line_no}: POS {fields[1]!r} is not a positive integer")
+                yield fields[0], int(fields[1]), fields[2], fields[3], fields[4]
+    except UNREADABLE as err:
+        raise unreadable(vcf, err, f"line {line_no}" if line_no else None) from None
 
 
 def _vcf_skip(fasta, chrom: str, pos: int, ref: str, alt: str, half: int, window: int) -> str | None:
