@@ -11,6 +11,7 @@ import torch
 from conftest import DATA, compose_cfg, run_cli, tiny_overrides
 from transformers import AutoModelForSequenceClassification
 
+from genolm.checkpoints import safe_load
 from genolm.finetune import evaluate, train
 from genolm.modules.classifier import SequenceClassifierModule
 from genolm.pretrain import train as pretrain
@@ -61,6 +62,20 @@ def test_finetune_new_head_beats_chance_and_reloads(tmp_path: Path) -> None:
     with torch.no_grad():
         assert torch.allclose(reloaded(**batch), objects["model"](**batch))
     assert len(table) == 1000 and set(table["pred"]) == {0, 1}
+
+
+def test_finetune_max_steps_within_first_epoch(tmp_path: Path) -> None:
+    # 256 records in batches of 32, 2 per optimizer step: 4 steps per epoch, the run stops after 3
+    cfg = finetune_cfg(tmp_path, f"model.init_from={TF1_MODEL}", "data=tf0", "data.limit_train=256",
+                       "data.batch_size=32", "trainer.accumulate_grad_batches=2", "trainer.max_steps=3")
+    metrics, objects = train(cfg)
+    best = tmp_path / "checkpoints" / "best.ckpt"
+    assert objects["best_ckpt"] == str(best) and objects["trainer"].global_step == 3
+    assert safe_load(best)["global_step"] == 3  # validated and saved at the last step
+    written = json.loads((tmp_path / "metrics.json").read_text())
+    assert written["best_ckpt"] == str(best) and written["global_step"] == 3
+    assert {"val/loss", "val/mcc_best", "test/loss", "test/mcc"} <= set(written["metrics"])
+    assert len(pd.read_csv(tmp_path / "predictions_test.tsv", sep="\t")) == 1000
 
 
 def _snapshot(module: SequenceClassifierModule) -> dict[str, torch.Tensor]:

@@ -5,14 +5,19 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import os
+import re
+import secrets
 import shutil
-import tempfile
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from genolm.errors import GenolmError
+
+log = logging.getLogger("genolm.io")
 
 
 def sha256_file(path: str | Path, chunk_size: int = 1 << 20) -> str:
@@ -51,6 +56,65 @@ def fingerprint(obj: Any) -> str:
     return sha256_text(json.dumps(obj, sort_keys=True, default=str))
 
 
+def _host() -> str:
+    """Host name as written into temporary names (no path separators)."""
+    return re.sub(r"[^A-Za-z0-9._-]", "_", socket.gethostname()) or "localhost"
+
+
+def _temp_prefix(name: str) -> str:
+    return f".{name}.tmp-{_host()}-"
+
+
+def temp_path(final: str | Path) -> Path:
+    """A fresh hidden sibling of ``final`` named ``.{name}.tmp-{host}-{pid}-{random}``.
+
+    The host and process id say who owns it, so :func:`remove_stale_temps` can tell a
+    temporary of a killed process from one still being written.
+    """
+    final = Path(final)
+    return final.with_name(f"{_temp_prefix(final.name)}{os.getpid()}-{secrets.token_hex(4)}")
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):  # another user's process; not a process id
+        return True
+    return True
+
+
+def remove_stale_temps(final: str | Path) -> list[Path]:
+    """Remove temporaries of ``final`` (see :func:`temp_path`) whose process died on this host.
+
+    Those of live processes (a build in progress) and of other hosts (a shared file system,
+    where no process id can be checked) are kept.
+
+    Returns:
+        The removed paths.
+
+    """
+    final = Path(final)
+    owned = re.compile(re.escape(_temp_prefix(final.name)) + r"(\d+)-[0-9a-f]+")
+    try:
+        entries = list(os.scandir(final.parent))
+    except FileNotFoundError:
+        return []
+    removed = []
+    for entry in entries:
+        match = owned.fullmatch(entry.name)
+        if match is None or _process_alive(int(match.group(1))):
+            continue
+        if entry.is_dir(follow_symlinks=False):
+            shutil.rmtree(entry.path, ignore_errors=True)
+        else:
+            Path(entry.path).unlink(missing_ok=True)
+        log.info("removed %s, left by dead process %s", entry.path, match.group(1))
+        removed.append(Path(entry.path))
+    return removed
+
+
 @contextlib.contextmanager
 def atomic_dir(final: str | Path) -> Iterator[Path]:
     """Yield a temporary directory that becomes ``final`` only if the block succeeds.
@@ -58,11 +122,15 @@ def atomic_dir(final: str | Path) -> Iterator[Path]:
     The temporary directory sits beside ``final`` (same file system) so the closing
     rename is atomic. If another process created ``final`` first, its copy is kept and
     ours is discarded, so concurrent ranks of one job converge on one directory.
-    On error nothing is left behind.
+    On error nothing is left behind; what a killed process left is removed by the next
+    call for the same ``final`` (:func:`remove_stale_temps`). The directory gets the
+    permissions of a plain ``mkdir`` (``0o777`` less the umask).
     """
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
+    remove_stale_temps(final)
+    tmp = temp_path(final)
+    tmp.mkdir()  # unlike tempfile.mkdtemp's 0o700, the umask decides
     try:
         yield tmp
         try:
@@ -78,10 +146,15 @@ def atomic_dir(final: str | Path) -> Iterator[Path]:
 
 @contextlib.contextmanager
 def atomic_file(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``path`` that replaces it only if the block succeeds."""
+    """Yield a temporary path beside ``path`` that replaces it only if the block succeeds.
+
+    The temporary is removed on error, and those of killed processes when ``path`` is next
+    written (:func:`remove_stale_temps`).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    remove_stale_temps(path)
+    tmp = temp_path(path)
     try:
         yield tmp
         os.replace(tmp, path)

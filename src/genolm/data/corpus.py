@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 
 from genolm.data.sequences import check_dna, iter_records
 from genolm.errors import GenolmError
-from genolm.io import atomic_dir, fingerprint, sha256_file
+from genolm.io import atomic_dir, fingerprint, remove_stale_temps, sha256_file
 
 log = logging.getLogger(__name__)
 CORPUS_FORMAT = 1
@@ -120,6 +120,7 @@ def prepare_corpus(inputs: Sequence[str | Path], out_root: str | Path, chunk_len
     final = Path(out_root) / f"{name}-{fp[:12]}"
     if (final / "meta.json").is_file():
         log.info("corpus: reusing %s", final)
+        remove_stale_temps(final)  # left by a preparation killed while another one finished
         return final
     with atomic_dir(final) as tmp:
         counts = _write_chunks(paths, params, tmp)

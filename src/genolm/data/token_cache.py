@@ -26,7 +26,7 @@ from transformers import PreTrainedTokenizerFast
 from genolm.data.corpus import load_corpus_meta
 from genolm.data.tokenizers import tokenizer_fingerprint, uncached_backend
 from genolm.errors import GenolmError
-from genolm.io import atomic_dir
+from genolm.io import atomic_dir, remove_stale_temps
 
 log = logging.getLogger(__name__)
 SPLITS = ("train", "val")
@@ -89,6 +89,7 @@ def build_token_cache(corpus_dir: str | Path, tok: PreTrainedTokenizerFast,
         meta = json.loads(meta_path.read_text())
         if meta["corpus_fingerprint"] == corpus_fp and meta["tokenizer_fingerprint"] == tok_fp:
             log.info("token cache: reusing %s", final)
+            remove_stale_temps(final)  # left by a build killed while another one finished
             return final
     if tok.eos_token_id is None:
         raise GenolmError("tokenizer has no EOS/[SEP] token to separate chunks")

@@ -7,6 +7,7 @@ transformers config, tokenizer) so they rebuild themselves without Hydra.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import lightning as L
@@ -14,6 +15,8 @@ from transformers import PreTrainedTokenizerFast
 
 from genolm.data.tokenizers import tokenizer_from_state, tokenizer_state
 from genolm.modules.optim import adamw, warmup_decay
+
+log = logging.getLogger("genolm.modules")
 
 
 class GenolmModule(L.LightningModule):
@@ -35,6 +38,24 @@ class GenolmModule(L.LightningModule):
         sched = warmup_decay(opt, int(trainer.estimated_stepping_batches),
                              **(self.hparams.scheduler or {}))
         return {"optimizer": opt, "lr_scheduler": sched}
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        """Stop, and so validate, at the batch whose optimizer step reaches ``trainer.max_steps``.
+
+        Lightning ends a run whose ``max_steps`` falls mid-epoch without validating it: no
+        ``val/loss`` (early stopping fails), no best checkpoint. ``should_stop`` makes it validate
+        at this batch instead, with any gradient accumulation, epoch length or device count
+        (``global_step`` counts optimizer steps and is the same on every rank).
+        """
+        trainer = self.trainer
+        max_steps = trainer.max_steps if trainer.max_steps is not None else -1
+        if not 0 < max_steps <= trainer.global_step or trainer.should_stop:
+            return
+        trainer.should_stop = True
+        if batch_idx + 1 < trainer.num_training_batches and trainer.is_global_zero:
+            log.info("max_steps=%d reached at batch %d of epoch %d (of %s): validating now instead of at "
+                     "the epoch's end", max_steps, batch_idx + 1, trainer.current_epoch,
+                     trainer.num_training_batches)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Store kind, transformers config and tokenizer so the checkpoint rebuilds itself.

@@ -129,14 +129,8 @@ class CausalLMModule(GenolmModule):
         return loss
 
     def on_train_batch_end(self, outputs: Any, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        """Log throughput between batches; stop (and so validate) as soon as max_steps is hit.
-
-        Without the explicit stop, a run whose ``max_steps`` falls mid-epoch would end with no
-        validation, no ``val/loss`` and hence no best checkpoint.
-        """
-        max_steps = self.trainer.max_steps
-        if max_steps is not None and 0 < max_steps <= self.trainer.global_step:
-            self.trainer.should_stop = True
+        """Log throughput between batches; stop (and so validate) at max_steps (see the base class)."""
+        super().on_train_batch_end(outputs, batch, batch_idx)
         now = time.perf_counter()
         if self._last_batch_end is not None:
             dt = (now - self._last_batch_end) / self.trainer.world_size
