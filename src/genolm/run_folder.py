@@ -103,6 +103,7 @@ def claim(folder: str | Path, resume: bool = False) -> bool:
     if record.is_file():
         before = json.loads(record.read_text() or "{}")
         if not resume and not (job and before.get("job") == job):
+            _held.pop(str(folder)).close()
             raise GenolmError(
                 f"{folder}: folder already holds a run (started {before.get('started', '?')}); "
                 "genolm-pretrain continues it with ckpt_path=last, otherwise leave hydra.run.dir "
