@@ -101,7 +101,7 @@ def test_cli_optimize_with_real_oracle(tmp_path: Path) -> None:
     assert (run / "designs.fa").read_text().count(">") == 2
     not_classifier = f"oracle.ckpt_path={DATA}/models/Mixtral-8x7B-v0.1-dna-config"
     for args, match in [(["oracle.target_class=5"], "class 5 out of range"),
-                        (["constraints.gc_range=[0.9,0.1]"], "GC range"),
+                        (["constraints.gc_range=[0.9,0.1]"], "gc_range [0.9, 0.1] is empty"),
                         ([not_classifier], "not a sequence classifier")]:
         bad = run_cli("genolm-optimize", f"oracle.ckpt_path={tf0}", f"start.csv={DATA}/GUE/tf/0/test.csv",
                       "start.n=1", f"paths.root_dir={tmp_path}", f"paths.data_dir={DATA}", *args)

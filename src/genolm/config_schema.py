@@ -241,10 +241,13 @@ class ScoreConfig(Entry):
     report: ScoreReport = ScoreReport()
 
 
+Paths = Annotated[str, Field(min_length=1)] | Annotated[list[str], Field(min_length=1)]
+
+
 class EvalLMBaseline(Section):
     """``baseline`` of ``genolm-eval-lm``."""
 
-    fasta: str | None = None
+    fasta: Paths | None = None
     max_order: Annotated[int, Field(ge=0, le=16)] = 10
     alpha: PosFloat = 1.0
 
@@ -253,7 +256,7 @@ class EvalLMConfig(Entry):
     """``conf/eval_lm.yaml``."""
 
     ckpt_path: Annotated[str, Field(min_length=1)]
-    fasta: Annotated[str, Field(min_length=1)]
+    fasta: Paths
     window: Annotated[int, Field(ge=2)] = 200
     max_windows: PosInt | None = None
     start: Literal["auto", "sep", "bos"] = "auto"
