@@ -9,11 +9,46 @@ from conftest import CONF, DATA, compose_cfg, run_cli
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
+from genolm import config_schema as schema
+from genolm.errors import GenolmError
 from genolm.models.mixtral import count_parameters
 
 BASE = ["paths.output_dir=/tmp/out", f"paths.data_dir={DATA}"]
 EXPERIMENTS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
 PRIMARY = {"demo_finetune": "finetune", "demo_generate": "generate"}
+SCHEMAS = {"pretrain": schema.PretrainConfig, "finetune": schema.FinetuneConfig, "eval": schema.EvalConfig,
+           "generate": schema.GenerateConfig, "score": schema.ScoreConfig, "optimize": schema.OptimizeConfig,
+           "eval_lm": schema.EvalLMConfig}
+REQUIRED = {"finetune": ["model.init_from=x"], "eval": ["ckpt_path=x"], "generate": ["ckpt_path=x"],
+            "score": ["ckpt_path=x"], "optimize": ["oracle.ckpt_path=x"],
+            "eval_lm": ["ckpt_path=x", "fasta=x"]}
+GROUP_OPTIONS = [(primary, group, p.stem) for primary, groups in {
+    "pretrain": ("model", "tokenizer", "trainer", "data"), "finetune": ("model", "data"),
+    "optimize": ("algorithm",)}.items() for group in groups
+    for p in sorted((CONF / group).glob("*.yaml")) if not p.stem.startswith("_")
+    if not (primary == "pretrain" and group == "model" and p.stem.startswith("classifier"))
+    if not (primary == "pretrain" and group == "data" and p.stem != "hg38")
+    if not (primary == "finetune" and group == "model" and not p.stem.startswith("classifier"))]
+
+
+@pytest.mark.parametrize("primary", sorted(SCHEMAS))
+def test_every_primary_config_passes_its_schema(primary: str) -> None:
+    schema.validate(compose_cfg(primary, BASE + REQUIRED.get(primary, [])), SCHEMAS[primary])
+
+
+@pytest.mark.parametrize("primary,group,option", GROUP_OPTIONS)
+def test_every_shipped_option_passes_the_schema(primary: str, group: str, option: str) -> None:
+    extra = ["data.name=x", "data.task_dir=x"] if option == "gue" else []
+    cfg = compose_cfg(primary, BASE + REQUIRED.get(primary, []) + [f"{group}={option}", *extra])
+    schema.validate(cfg, SCHEMAS[primary])
+
+
+def test_schema_names_every_bad_key_at_once() -> None:
+    cfg = compose_cfg("finetune", BASE + ["model.init_from=x", "data.batch_size=-1", "model.optimizer.lr=0"])
+    with pytest.raises(GenolmError) as err:
+        schema.validate(cfg, schema.FinetuneConfig)
+    assert "data.batch_size=-1" in str(err.value) and "model.optimizer.lr=0" in str(err.value)
+    assert "\n" not in str(err.value)
 
 
 @pytest.mark.parametrize("name", EXPERIMENTS)
@@ -21,6 +56,7 @@ def test_experiment_composes_and_resolves(name: str) -> None:
     primary = PRIMARY.get(name, "pretrain")
     extra = {"finetune": ["model.init_from=x"], "generate": ["ckpt_path=x"]}.get(primary, [])
     cfg = compose_cfg(primary, BASE + [f"experiment={name}"] + extra)
+    schema.validate(cfg, SCHEMAS[primary])
     resolved = OmegaConf.to_container(cfg, resolve=True)
     if primary == "generate":
         files = resolved["report"]["reference_fasta"] + resolved["report"]["train_fasta"]
