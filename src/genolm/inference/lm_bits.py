@@ -10,7 +10,7 @@ ends), in the same units as :class:`genolm.baselines.markov.MarkovChains`. With 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -38,6 +38,17 @@ def start_token(tokenizer: PreTrainedTokenizerFast, start: str) -> int:
     if token is None:
         raise GenolmError(f"start={start}: the tokenizer has no {'EOS' if start == 'sep' else 'BOS'} token")
     return int(token)
+
+
+def special_token_mask(ids: Iterable[int | None], size: int) -> torch.Tensor:
+    """``(size,)`` bool mask, True at the special-token ``ids`` (``None`` and out-of-range ids ignored).
+
+    ``size`` is the width of the model's logits (``config.vocab_size``), which may exceed the
+    tokenizer's length when the embedding was padded.
+    """
+    mask = torch.zeros(size, dtype=torch.bool)
+    mask[[i for i in ids if i is not None and 0 <= i < size]] = True
+    return mask
 
 
 def dna_nll(logits: torch.Tensor, target: torch.Tensor, special: torch.Tensor, valid: torch.Tensor
@@ -89,9 +100,9 @@ def window_bits(model: PreTrainedModel, tokenizer: PreTrainedTokenizerFast, wind
         raise GenolmError(f"a window tokenizes to {longest} positions (with its start token), more "
                           f"than the model's max_position_embeddings={limit}; use shorter windows")
     device = next(model.parameters()).device
-    special = torch.zeros(len(tokenizer), dtype=torch.bool)
-    special[[i for i in tokenizer.all_special_ids if i < len(tokenizer)]] = True
-    special, span = special.to(device), torch.from_numpy(bases_per_token(tokenizer)).to(device)
+    width = int(getattr(model.config, "vocab_size", None) or len(tokenizer))
+    special = special_token_mask(tokenizer.all_special_ids, width).to(device)
+    span = torch.from_numpy(_pad_to(bases_per_token(tokenizer), width)).to(device)
     order = np.argsort([len(t) for t in tokens], kind="stable")
     bits, bases = np.zeros(len(tokens)), np.zeros(len(tokens), dtype=np.int64)
     model.eval()
@@ -103,6 +114,13 @@ def window_bits(model: PreTrainedModel, tokenizer: PreTrainedTokenizerFast, wind
     names = list(ids) if ids is not None else [f"w{i}" for i in range(len(tokens))]
     return pd.DataFrame({"id": names, "bases": bases, "bits": bits,
                          "bits_per_base": bits / np.maximum(bases, 1)})
+
+
+def _pad_to(values: np.ndarray, size: int) -> np.ndarray:
+    """``values`` zero-padded (or cut) to ``size`` entries."""
+    out = np.zeros(size, dtype=values.dtype)
+    out[: min(size, len(values))] = values[:size]
+    return out
 
 
 def total_bits_per_base(table: pd.DataFrame) -> float:

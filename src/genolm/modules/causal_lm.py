@@ -12,7 +12,7 @@ from lightning.pytorch.strategies import FSDPStrategy, ModelParallelStrategy
 from torchmetrics import SumMetric
 from transformers import PreTrainedTokenizerFast
 
-from genolm.inference.lm_bits import dna_nll
+from genolm.inference.lm_bits import dna_nll, special_token_mask
 from genolm.models.fast_mixtral import mixtral_hidden_states
 from genolm.models.fused_loss import linear_cross_entropy
 from genolm.models.mixtral import build_causal_lm, mixtral_config
@@ -144,11 +144,9 @@ class CausalLMModule(GenolmModule):
         self._last_batch_end = None
 
     def _special_ids(self, device: torch.device) -> torch.Tensor:
-        special = torch.zeros(self.config.vocab_size, dtype=torch.bool, device=device)
         ids = self.tokenizer.all_special_ids if self.tokenizer is not None else [
             self.config.pad_token_id, self.config.bos_token_id, self.config.eos_token_id]
-        special[[i for i in ids if i is not None and 0 <= i < self.config.vocab_size]] = True
-        return special
+        return special_token_mask(ids, self.config.vocab_size).to(device)
 
     def _dna_bits(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """Bits and bases of the DNA targets, next token renormalised over non-special tokens."""
