@@ -217,6 +217,7 @@ class GenerateConfig(Entry):
     greedy: bool = False
     batch_size: PosInt = 64
     device: str = "auto"
+    start: Literal["auto", "sep", "bos"] = "auto"
     report: GenerateReport = GenerateReport()
 
 
@@ -253,7 +254,8 @@ class EvalLMConfig(Entry):
     """``conf/eval_lm.yaml``."""
 
     ckpt_path: Annotated[str, Field(min_length=1)]
-    fasta: Annotated[str, Field(min_length=1)]
+    # one path or a list of them (conf/eval_lm.yaml's examples use fasta=[...]); run() refuses []
+    fasta: Annotated[str, Field(min_length=1)] | list[str]
     window: Annotated[int, Field(ge=2)] = 200
     max_windows: PosInt | None = None
     start: Literal["auto", "sep", "bos"] = "auto"
