@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +11,7 @@ import pytest
 import torch
 from conftest import DATA, run_cli, write_fasta
 
-from genolm.checkpoints import export_hf
+from genolm.checkpoints import export_hf, load_causal_lm
 from genolm.data.tokenizers import char, pretrained
 from genolm.errors import GenolmError
 from genolm.inference.generation import generate_dna
@@ -126,3 +127,60 @@ def test_cli_generate_with_report(tmp_path: Path) -> None:
     bad = run_cli("genolm-generate", f"ckpt_path={hf}", "n=2", "length=20", "report.enabled=true",
                   f"report.reference_fasta=[{empty}]", f"paths.root_dir={tmp_path}", f"paths.data_dir={DATA}")
     assert bad.returncode == 1 and "no FASTA records" in bad.stderr
+
+
+def greedy_from(model, tok, first: int, steps: int) -> str:
+    """Argmax stepping from one start token, special tokens and N banned (as generate_dna bans them)."""
+    ids, banned = [first], list(tok.all_special_ids) + [tok.convert_tokens_to_ids("N")]
+    with torch.no_grad():
+        for _ in range(steps):
+            logits = model(torch.tensor([ids])).logits[0, -1]
+            logits[banned] = float("-inf")
+            ids.append(int(logits.argmax()))
+    return "".join(tok.convert_ids_to_tokens(ids[1:]))
+
+
+def test_start_token_is_the_first_token_sampling_sees(monkeypatch: pytest.MonkeyPatch) -> None:
+    model, tok = tiny_lm(char())
+    seen: list[list[int]] = []
+    real = model.generate
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs["input_ids"][:, 0].tolist())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(model, "generate", spy)
+    for start, token in [("sep", "[SEP]"), ("bos", "[CLS]")]:
+        seen.clear()
+        out = generate_dna(model, tok, n=3, length=20, greedy=True, progress=False, start=start)
+        assert {i for row in seen for i in row} == {tok.convert_tokens_to_ids(token)}
+        assert out["sequence"][0] == greedy_from(model, tok, tok.convert_tokens_to_ids(token), 20)
+    with pytest.raises(GenolmError, match="start='cls'"):
+        generate_dna(model, tok, n=1, length=20, progress=False, start="cls")
+
+
+def test_cli_start_auto_follows_the_training_record(tmp_path: Path) -> None:
+    """A model whose run folder records packed chunks is sampled after [SEP], as eval-lm scores it."""
+    model, tok = tiny_lm(char())
+    hf = export_hf(model, tok, tmp_path / "run" / "hf")
+    record = {"data": {"corpus_dir": str(tmp_path), "packing": True}}
+    (tmp_path / "run" / "metrics.json").write_text(json.dumps(record))
+    model, tok = load_causal_lm(hf)
+    for extra, start, token in [([], "sep", "[SEP]"), (["start=bos"], "bos", "[CLS]")]:
+        root = tmp_path / start
+        res = run_cli("genolm-generate", f"ckpt_path={hf}", "n=2", "length=24", "greedy=true", *extra,
+                      f"paths.root_dir={root}", f"paths.data_dir={DATA}")
+        assert res.returncode == 0, res.stderr[-3000:]
+        (run,) = (root / "logs" / "generate" / "runs").iterdir()
+        first = (run / "generated.fa").read_text().splitlines()[1]
+        assert first == greedy_from(model, tok, tok.convert_tokens_to_ids(token), 24), start
+        assert json.loads((run / "metrics.json").read_text())["start"] == start
+    # the rule genolm-eval-lm uses too: sep only for a genolm run that packed its chunks
+    from genolm.inference.lm_bits import resolve_start
+
+    assert resolve_start("auto", hf) == "sep" and resolve_start("bos", hf) == "bos"
+    assert resolve_start("auto", tmp_path / "run" / "checkpoints" / "last.ckpt") == "sep"
+    (tmp_path / "run" / "metrics.json").write_text(json.dumps({"data": {**record["data"], "packing": False}}))
+    assert resolve_start("auto", hf) == "bos"
+    (tmp_path / "run" / "metrics.json").unlink()
+    assert resolve_start("auto", hf) == "bos"  # no run record: an outside HF folder

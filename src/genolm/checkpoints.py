@@ -8,6 +8,7 @@
 * :func:`load_causal_lm` and :func:`load_classifier` check the kind a model declares (a ``.ckpt``'s
   ``genolm.kind``, an HF folder's ``config.json`` ``architectures``) and refuse the wrong kind.
 * :func:`export_hf` / :func:`export_checkpoint` write Hugging Face folders.
+* :func:`training_record` reads what a genolm pretraining run recorded about a model's data.
 """
 
 from __future__ import annotations
@@ -236,3 +237,19 @@ def export_checkpoint(ckpt_path: str | Path, out_dir: str | Path) -> Path:
     """Export a genolm causal-LM ``.ckpt`` to a Hugging Face folder."""
     model, tok = load_causal_lm(ckpt_path)
     return export_hf(model, tok, out_dir)
+
+
+def training_record(model_path: str | Path) -> dict[str, Any] | None:
+    """The ``data`` summary a genolm pretraining run wrote beside this model, if any.
+
+    A run folder holds ``metrics.json`` (with the datamodule's summary: corpus folder, packing)
+    next to ``hf/`` and one level above ``checkpoints/*.ckpt``; any other model has no record.
+    """
+    path = Path(model_path)
+    for run in (path.parent, path.parent.parent):
+        meta = run / "metrics.json"
+        if meta.is_file():
+            data = json.loads(meta.read_text()).get("data")
+            if isinstance(data, dict) and data.get("corpus_dir"):
+                return data
+    return None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -12,10 +11,11 @@ import numpy as np
 from omegaconf import DictConfig
 
 from genolm.baselines.compare import lm_vs_markov, write_report
-from genolm.checkpoints import load_causal_lm
+from genolm.checkpoints import load_causal_lm, training_record
 from genolm.data.corpus import chunk_record
 from genolm.data.sequences import check_dna, iter_records
 from genolm.errors import GenolmError
+from genolm.inference.lm_bits import resolve_start
 from genolm.io import write_json_atomic, write_tsv_atomic
 
 log = logging.getLogger("genolm.eval_lm")
@@ -39,18 +39,6 @@ def tile_fasta(paths: Iterable[str | Path], window: int, skip_n: bool = True
             ids += [f"{record}:{start}-{start + window}" for start, _ in kept]
             windows += [piece for _, piece in kept]
     return ids, windows, skipped
-
-
-def training_record(model_path: str | Path) -> dict[str, Any] | None:
-    """The ``data`` summary a genolm pretraining run wrote beside this model, if any."""
-    path = Path(model_path)
-    for run in (path.parent, path.parent.parent):
-        meta = run / "metrics.json"
-        if meta.is_file():
-            data = json.loads(meta.read_text()).get("data")
-            if isinstance(data, dict) and data.get("corpus_dir"):
-                return data
-    return None
 
 
 def _sample(ids: list[str], windows: list[str], limit: int | None, seed: int
@@ -85,7 +73,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     if not paths:
         raise GenolmError("fasta=[] names no file to score")
     record = training_record(cfg.ckpt_path)
-    start = cfg.start if cfg.start != "auto" else ("sep" if record and record.get("packing", True) else "bos")
+    start = resolve_start(cfg.start, cfg.ckpt_path)
     model, tok = load_causal_lm(cfg.ckpt_path)
     ids, windows, skipped = tile_fasta(paths, cfg.window)
     if not windows:

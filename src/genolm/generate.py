@@ -15,6 +15,7 @@ from genolm.data.sequences import iter_records
 from genolm.errors import GenolmError
 from genolm.inference.generation import generate_dna
 from genolm.inference.generation_report import baselines, plot_realism, real_windows, realism_table
+from genolm.inference.lm_bits import resolve_start
 from genolm.inference.realism import NoveltyIndex
 from genolm.io import write_fasta_atomic, write_json_atomic, write_tsv_atomic
 from genolm.sweep import markdown_table
@@ -31,8 +32,11 @@ def read_dna(paths: list[str], records: list[str] | None) -> list[str]:
     return seqs
 
 
-def report(cfg: DictConfig, generated: list[str], out: Path) -> pd.DataFrame:
-    """Compare generated DNA with real held-out windows, i.i.d. and Markov baselines."""
+def report(cfg: DictConfig, generated: list[str], out: Path, start: str) -> pd.DataFrame:
+    """Compare generated DNA with real held-out windows, i.i.d. and Markov baselines.
+
+    ``start`` (the token sampling began from) is only named in ``report.md``.
+    """
     rc = cfg.report
     train = read_dna(list(rc.train_fasta), list(rc.train_records or []))
     reference = real_windows(read_dna(list(rc.reference_fasta), list(rc.reference_records or [])),
@@ -43,7 +47,8 @@ def report(cfg: DictConfig, generated: list[str], out: Path) -> pd.DataFrame:
     write_tsv_atomic(table, out / "report.tsv", "%.5g")
     (out / "report.md").write_text(
         f"# Generated vs real DNA\n\nModel `{cfg.ckpt_path}`, {len(generated)} sequences of {cfg.length} b, "
-        f"temperature {cfg.temperature}, top-k {cfg.top_k}, top-p {cfg.top_p}. JSD in bits to "
+        f"temperature {cfg.temperature}, top-k {cfg.top_k}, top-p {cfg.top_p}, start token {start}. "
+        f"JSD in bits to "
         f"{len(reference)} real held-out windows; novelty = longest exact match against the "
         "training corpus (both strands).\n\n" + markdown_table(table))
     return table
@@ -51,9 +56,11 @@ def report(cfg: DictConfig, generated: list[str], out: Path) -> pd.DataFrame:
 
 def run(cfg: DictConfig) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Generate, write ``generated.fa`` and ``generated.tsv``, and the report when asked."""
+    start_tok = resolve_start(cfg.start, cfg.ckpt_path)
     model, tokenizer = load_causal_lm(cfg.ckpt_path)
+    log.info("sampling after the %s token", start_tok)
     start = time.perf_counter()
-    table = generate_dna(model, tokenizer, cfg.n, cfg.length, prompt=cfg.prompt or "",
+    table = generate_dna(model, tokenizer, cfg.n, cfg.length, prompt=cfg.prompt or "", start=start_tok,
                          temperature=cfg.temperature, top_k=cfg.top_k, top_p=cfg.top_p,
                          repetition_penalty=cfg.repetition_penalty, greedy=cfg.greedy,
                          seed=cfg.seed, batch_size=cfg.batch_size, device=cfg.device)
@@ -62,9 +69,9 @@ def run(cfg: DictConfig) -> tuple[pd.DataFrame, dict[str, Any]]:
     out.mkdir(parents=True, exist_ok=True)
     write_fasta_atomic(zip(table["id"], table["sequence"], strict=True), out / "generated.fa")
     write_tsv_atomic(table.drop(columns="sequence"), out / "generated.tsv")
-    info: dict[str, Any] = {"n": len(table), "seconds": seconds,
+    info: dict[str, Any] = {"n": len(table), "seconds": seconds, "start": start_tok,
                             "bases_per_s": table["length"].sum() / seconds}
     if cfg.report.enabled:
-        info["report"] = report(cfg, table["sequence"].tolist(), out).to_dict(orient="records")
+        info["report"] = report(cfg, table["sequence"].tolist(), out, start_tok).to_dict(orient="records")
     write_json_atomic(out / "metrics.json", info)
     return table, info

@@ -17,7 +17,8 @@ def main(cfg: DictConfig) -> None:
 
     table, info = run(cfg)
     print(f"{info['n']} sequences of {cfg.length} b in {info['seconds']:.1f} s "
-          f"({info['bases_per_s']:.0f} bases/s); mean GC {table['gc'].mean():.3f}")
+          f"({info['bases_per_s']:.0f} bases/s, sampled after the {info['start']} token); "
+          f"mean GC {table['gc'].mean():.3f}")
     for row in info.get("report", []):
         novelty = row.get("longest_match_median")
         print(f"{row['set']:>10}: JSD k=4 {row['jsd_k4']:.4f}  k=6 {row['jsd_k6']:.4f}  "

@@ -31,6 +31,7 @@ class GenerateConfig(Entry):
     greedy: bool = False
     batch_size: PosInt = 64
     device: str = "auto"
+    start: Literal["auto", "sep", "bos"] = "auto"
     report: GenerateReport = GenerateReport()
 
 

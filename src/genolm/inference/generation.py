@@ -11,10 +11,12 @@ from tqdm.auto import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerFast, StoppingCriteria, StoppingCriteriaList
 
 from genolm.data.sequences import check_dna
-from genolm.data.tokenizers import bases_per_token
+from genolm.data.tokenizers import bases_per_token, encode_many
 from genolm.errors import GenolmError
+from genolm.inference.lm_bits import start_token
+from genolm.inference.pairs import pad_batch
 from genolm.inference.realism import gc_fraction
-from genolm.inference.scoring import encode, forward_batch, resolve_device
+from genolm.inference.scoring import forward_batch, resolve_device
 
 
 class EnoughBases(StoppingCriteria):
@@ -58,18 +60,25 @@ def generate_dna(model: PreTrainedModel, tokenizer: PreTrainedTokenizerFast, n: 
                  prompt: str = "", temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
                  repetition_penalty: float = 1.0, greedy: bool = False, seed: int = 0,
                  batch_size: int = 64, device: str | None = None, progress: bool = True,
-                 use_cache: bool = True) -> pd.DataFrame:
+                 use_cache: bool = True, start: str = "bos") -> pd.DataFrame:
     """Sample ``n`` DNA sequences of exactly ``length`` bases (the prompt included).
 
     Sampling uses transformers ``generate`` (KV cache) on batches of ``batch_size``. Special
     tokens and tokens with letters other than ACGT are banned, so outputs are pure ACGT; each
     sequence stops once it covers ``length`` bases and is trimmed to exactly that.
 
+    Every sequence is sampled after one start token, ``start`` (see
+    :func:`genolm.inference.lm_bits.start_token`): ``sep`` ([SEP]/EOS, what precedes every chunk
+    in genolm's packed pretraining) or ``bos`` ([CLS]/BOS, for models trained on
+    ``[CLS] seq [SEP]`` rows); :func:`genolm.inference.lm_bits.resolve_start` picks it from a
+    model's training record, as ``genolm-eval-lm`` does for scoring (``genolm-generate`` calls it
+    for ``start: auto``). The default, ``bos``, keeps library calls as they were before the setting.
+
     ``use_cache=False`` (recompute the whole prefix at every step) exists for speed comparisons.
 
     Returns:
-        DataFrame ``id, sequence, length, gc, log_likelihood`` (model log-likelihood of the
-        trimmed sequence, summed over its tokens).
+        DataFrame ``id, sequence, length, gc, log_likelihood`` (model log-likelihood in nats of
+        the trimmed sequence's tokens after the start token, summed).
 
     """
     check_sampling(temperature, top_k, top_p, length, greedy)
@@ -79,7 +88,8 @@ def generate_dna(model: PreTrainedModel, tokenizer: PreTrainedTokenizerFast, n: 
     dev = resolve_device(device)
     model = model.to(dev).eval()
     lengths = torch.from_numpy(bases_per_token(tokenizer))
-    prefix = [tokenizer.bos_token_id] + tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    first = start_token(tokenizer, start)
+    prefix = [first] + tokenizer(prompt, add_special_tokens=False)["input_ids"]
     max_pos = int(getattr(model.config, "max_position_embeddings", 1 << 30))
     budget = max_pos - len(prefix)
     if length - len(prompt) > budget * int(lengths.max()):
@@ -104,17 +114,22 @@ def generate_dna(model: PreTrainedModel, tokenizer: PreTrainedTokenizerFast, n: 
     short = sum(len(s) < length for s in sequences)
     if short:
         raise GenolmError(f"{short} sequences ended before {length} bases (model positions exhausted)")
-    return annotate(model, tokenizer, sequences, batch_size)
+    return annotate(model, tokenizer, sequences, batch_size, start)
 
 
 def annotate(model: PreTrainedModel, tokenizer: PreTrainedTokenizerFast, sequences: list[str],
-             batch_size: int = 64) -> pd.DataFrame:
-    """Table of sequences with length, GC share and model log-likelihood."""
+             batch_size: int = 64, start: str = "bos") -> pd.DataFrame:
+    """Table of sequences with length, GC share and log-likelihood given the ``start`` token."""
     max_pos = int(getattr(model.config, "max_position_embeddings", 1 << 30))
     dev = next(model.parameters()).device
+    first = start_token(tokenizer, start)
     lls = []
     for lo in range(0, len(sequences), batch_size):
-        ids, mask = encode(tokenizer, sequences[lo : lo + batch_size], max_pos)
+        chunk = [s.upper() for s in sequences[lo : lo + batch_size]]
+        rows = [[first, *r] for r in encode_many(tokenizer, chunk, False)]
+        if max(map(len, rows)) > max_pos:
+            raise GenolmError(f"a sequence tokenizes to more than the model's {max_pos} positions")
+        ids, mask = pad_batch(rows, tokenizer.pad_token_id)
         lls.append(forward_batch(model, ids.to(dev), mask.to(dev), "mean")[1].cpu().numpy())
     return pd.DataFrame({
         "id": [f"gen{i + 1}" for i in range(len(sequences))], "sequence": sequences,

@@ -55,7 +55,10 @@ def realism_table(sets: dict[str, list[str]], reference: list[str], novelty: Nov
 
 
 def plot_realism(sets: dict[str, list[str]], table: pd.DataFrame, out_dir: str | Path) -> None:
-    """``pca_4mer.png`` (per-sequence 4-mer frequencies, the course's view) and ``jsd_by_k.png``."""
+    """``pca_4mer.png`` (per-sequence 4-mer frequencies, the course's view) and ``jsd_by_k.png``.
+
+    ``jsd_by_k.png`` draws error bars where ``table`` has ``jsd_k{k}_sd`` columns (sd over seeds).
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -78,8 +81,10 @@ def plot_realism(sets: dict[str, list[str]], table: pd.DataFrame, out_dir: str |
     fig.savefig(out_dir / "pca_4mer.png", dpi=110)
     plt.close(fig)
     fig, ax = plt.subplots(figsize=(6, 4))
-    for row in table.itertuples(index=False):
-        ax.plot(list(KS), [getattr(row, f"jsd_k{k}") for k in KS], marker="o", label=row.set)
+    for row in table.to_dict(orient="records"):
+        sd = [row.get(f"jsd_k{k}_sd", 0.0) for k in KS]  # mean ± sd when the table has sd columns
+        ax.errorbar(list(KS), [row[f"jsd_k{k}"] for k in KS], yerr=sd, marker="o", capsize=2,
+                    label=row["set"])
     ax.set(xlabel="k", ylabel="JSD to real held-out DNA (bits)", yscale="log", title="k-mer spectrum JSD")
     ax.legend(fontsize=8)
     fig.tight_layout()

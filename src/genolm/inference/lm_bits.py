@@ -11,6 +11,7 @@ ends), in the same units as :class:`genolm.baselines.markov.MarkovChains`. With 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -18,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from transformers import PreTrainedModel, PreTrainedTokenizerFast
 
+from genolm.checkpoints import training_record
 from genolm.data.tokenizers import bases_per_token, encode_many
 from genolm.errors import GenolmError
 from genolm.inference.pairs import pad_batch
@@ -49,6 +51,23 @@ def special_token_mask(ids: Iterable[int | None], size: int) -> torch.Tensor:
     mask = torch.zeros(size, dtype=torch.bool)
     mask[[i for i in ids if i is not None and 0 <= i < size]] = True
     return mask
+
+
+def resolve_start(start: str, model_path: str | Path) -> str:
+    """``sep`` or ``bos``: ``start`` itself, or for ``auto`` what the model was trained with.
+
+    ``auto`` gives ``sep`` when a genolm pretraining run folder beside the model records its data
+    (:func:`genolm.checkpoints.training_record`) and that run packed its chunks (chunks joined by
+    [SEP], so every chunk the model saw followed a [SEP]); ``bos`` for any other model (an HF
+    folder without a genolm run record, e.g. Mistral-DNA, trained on ``[CLS] seq [SEP]`` rows).
+    Shared by ``genolm-eval-lm`` (scoring) and ``genolm-generate`` (sampling).
+    """
+    if start != "auto":
+        if start not in STARTS:
+            raise GenolmError(f"start={start!r}: choose one of auto, {', '.join(STARTS)}")
+        return start
+    record = training_record(model_path)
+    return "sep" if record and record.get("packing", True) else "bos"
 
 
 def dna_nll(logits: torch.Tensor, target: torch.Tensor, special: torch.Tensor, valid: torch.Tensor
