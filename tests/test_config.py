@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import CONF, DATA, compose_cfg, run_cli
+from conftest import CONF, DATA, REPO, compose_cfg, run_cli
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
@@ -131,3 +136,29 @@ def test_gue_data_root_override_makes_any_folder_a_task(tmp_path: Path) -> None:
                                           "model.init_from=x"])
     frames = instantiate(cfg.data).load()
     assert [len(frames[s]) for s in ("train", "val", "test")] == [10, 10, 10]
+
+
+def test_a_regular_install_ships_every_config(tmp_path: Path) -> None:
+    """Build the wheel, unpack it, and find and compose the configs from the unpacked package alone."""
+    src = tmp_path / "checkout"
+    src.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(REPO / name, src / name)
+    shutil.copytree(REPO / "conf", src / "conf")
+    shutil.copytree(REPO / "src", src / "src", symlinks=True,
+                    ignore=shutil.ignore_patterns("*.egg-info", "__pycache__"))
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w",
+                    str(tmp_path / "wheel"), str(src)], check=True, capture_output=True)
+    (wheel,) = (tmp_path / "wheel").glob("genolm-*.whl")
+    site = tmp_path / "site"
+    zipfile.ZipFile(wheel).extractall(site)
+    shipped = {p.relative_to(site / "genolm" / "conf") for p in (site / "genolm" / "conf").rglob("*.yaml")}
+    assert shipped == {p.relative_to(CONF) for p in CONF.rglob("*.yaml")}
+    probe = ("import genolm, genolm.utils as u; from hydra import compose, initialize_config_dir\n"
+             "with initialize_config_dir(config_dir=u.config_dir(), version_base='1.3'):\n"
+             "    cfg = compose(config_name='pretrain', overrides=['experiment=demo'])\n"
+             "print(genolm.__file__, u.config_dir(), cfg.task_name)")
+    env = {k: v for k, v in os.environ.items() if k != "GENOLM_CONFIG_DIR"}
+    out = subprocess.run([sys.executable, "-c", probe], check=True, capture_output=True, text=True,
+                         env={**env, "PYTHONPATH": str(site)}, cwd=tmp_path).stdout.split()
+    assert out == [str(site / "genolm" / "__init__.py"), str(site / "genolm" / "conf"), "demo"]

@@ -94,10 +94,14 @@ def _output_dir() -> str | None:
 
 
 def config_dir() -> str:
-    """Absolute path of the project's ``conf/`` folder (``GENOLM_CONFIG_DIR`` overrides)."""
+    """Absolute path of genolm's Hydra config folder (``GENOLM_CONFIG_DIR`` overrides).
+
+    The folder ships inside the package (``genolm/conf``; in the repository a link to ``conf/``),
+    so editable and regular installs find it the same way.
+    """
     env = os.environ.get("GENOLM_CONFIG_DIR")
-    path = Path(env) if env else Path(__file__).resolve().parents[2] / "conf"
+    path = Path(env) if env else Path(__file__).resolve().parent / "conf"
     if not (path / "pretrain.yaml").is_file():
-        raise SystemExit(f"genolm: error: config folder not found at {path}; install genolm "
-                         "from its repository with `pip install -e .` or set GENOLM_CONFIG_DIR")
+        raise SystemExit(f"genolm: error: config folder not found at {path}; reinstall genolm "
+                         "(pip install .) or set GENOLM_CONFIG_DIR to a copy of its conf/ folder")
     return str(path)
