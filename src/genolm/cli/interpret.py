@@ -22,7 +22,7 @@ def main(cfg: DictConfig) -> None:
         print(f"{row.pattern} ({row.n_seqlets} seqlets, {row.consensus}): best match {row.motif_id} "
               f"{row.motif_name} [{row.factors}] p={row.p_value:.2g} q={row.q_value:.2g}")
     if "patterns" in info and not info["patterns"]:
-        print("no motif pattern found (too few seqlets)")
+        print("no motif pattern found (no seqlet cluster passed modisco's thresholds)")
     print(f"report.md and outputs in {cfg.paths.output_dir}")
 
 

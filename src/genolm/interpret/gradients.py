@@ -93,9 +93,7 @@ def hf_onehot_forward(net: PreTrainedModel, tokenizer: PreTrainedTokenizerFast, 
     if bases is None:
         raise GenolmError("the one-hot formulation needs a tokenizer with one token per base")
     ids = torch.tensor(encode_many(tokenizer, [seq.upper()])[0])
-    vocab = tokenizer.get_vocab()
-    letters = [vocab.get(b, -1) for b in BASES]
-    positions = torch.tensor([i for i, t in enumerate(ids.tolist()) if t in letters])
+    positions = torch.tensor([i for i, t in enumerate(ids.tolist()) if t in bases])
     if len(positions) != sum(ch in BASES for ch in seq.upper()):
         raise GenolmError("tokenization does not map bases to positions one to one")
     table = net.get_input_embeddings()

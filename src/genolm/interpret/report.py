@@ -64,8 +64,9 @@ def write_report(path: Path, cfg: DictConfig, info: dict[str, Any], table: pd.Da
             lines.append("")
             lines += [f"![{name}]({img})" for name, img in motif_images.items()]
         else:
-            lines.append("No pattern: too few seqlets passed modisco's thresholds (more sequences, or a "
-                         "lower `modisco.min_metacluster_size`).")
+            lines.append("No pattern: no cluster of seqlets passed modisco's size and information-content "
+                         "thresholds (too few seqlets: more sequences or a lower "
+                         "`modisco.min_metacluster_size`; or seqlets that share no motif).")
         lines.append("")
     if images:
         lines += ["## Sequences the model scores highest", ""]
