@@ -96,6 +96,7 @@ interpret: install data
 	$(BIN)/genolm-interpret ckpt_path=data/models/Mistral-DNA-v1-1M-hg38-finetuned-tf0 \
 	  input.csv=data/GUE/tf/0/test.csv input.label=1 modisco.min_metacluster_size=20 \
 	  modisco.final_min_cluster_size=10 task_name=interpret_tf0
+	$(BIN)/python experiments/interpret/diagnose.py $$(ls -td logs/interpret_tf0/runs/* | head -1)
 	$(BIN)/python experiments/interpret/planted_control.py experiments/interpret/planted
 	$(BIN)/python experiments/interpret/bench_ism.py
 
