@@ -12,7 +12,7 @@ DATA_MODE ?= link
 export HF_HUB_OFFLINE ?= 1
 export WANDB_MODE ?= offline
 
-.PHONY: install data demo test test-slow lint clean gue zeroshot generation design bench
+.PHONY: install data demo test test-slow lint clean gue zeroshot generation design bench interpret
 
 # exact versions the suite passed with (CONSTRAINTS= installs what pip resolves today)
 CONSTRAINTS ?= constraints.txt
@@ -88,6 +88,17 @@ generation: install data
 # Design experiment: 100 tf/0 test negatives, shipped tf0 oracle, each algorithm at 10 edits.
 design: install data
 	$(BIN)/python experiments/design/run.py experiments/design
+
+# Interpretation experiment: ISM, IG and TF-MoDISco motifs (TOMTOM vs JASPAR) on the 500 GUE tf/0 test
+# positives with the shipped tf0 classifier, the planted-motif positive control, and batched vs
+# per-mutant ISM on 200-b windows. Results: experiments/interpret/RESULTS.md.
+interpret: install data
+	$(BIN)/genolm-interpret ckpt_path=data/models/Mistral-DNA-v1-1M-hg38-finetuned-tf0 \
+	  input.csv=data/GUE/tf/0/test.csv input.label=1 modisco.min_metacluster_size=20 \
+	  modisco.final_min_cluster_size=10 task_name=interpret_tf0
+	$(BIN)/python experiments/interpret/diagnose.py $$(ls -td logs/interpret_tf0/runs/* | head -1)
+	$(BIN)/python experiments/interpret/planted_control.py experiments/interpret/planted
+	$(BIN)/python experiments/interpret/bench_ism.py
 
 # Performance benchmark: the course's HF Trainer recipe vs genolm-pretrain on the same hg38 chunks,
 # tokenizer, Mixtral configs and global batch; data-side memory (1x, 10x corpus); batched vs

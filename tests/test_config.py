@@ -23,10 +23,10 @@ EXPERIMENTS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
 PRIMARY = {"demo_finetune": "finetune", "demo_generate": "generate"}
 SCHEMAS = {"pretrain": schema.PretrainConfig, "finetune": schema.FinetuneConfig, "eval": schema.EvalConfig,
            "generate": schema.GenerateConfig, "score": schema.ScoreConfig, "optimize": schema.OptimizeConfig,
-           "eval_lm": schema.EvalLMConfig}
+           "eval_lm": schema.EvalLMConfig, "interpret": schema.InterpretConfig}
 REQUIRED = {"finetune": ["model.init_from=x"], "eval": ["ckpt_path=x"], "generate": ["ckpt_path=x"],
             "score": ["ckpt_path=x"], "optimize": ["oracle.ckpt_path=x"],
-            "eval_lm": ["ckpt_path=x", "fasta=x"]}
+            "eval_lm": ["ckpt_path=x", "fasta=x"], "interpret": ["ckpt_path=x", "input.csv=x"]}
 GROUP_OPTIONS = [(primary, group, p.stem) for primary, groups in {
     "pretrain": ("model", "tokenizer", "trainer", "data"), "finetune": ("model", "data"),
     "optimize": ("algorithm",)}.items() for group in groups
