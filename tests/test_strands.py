@@ -228,13 +228,18 @@ def test_bad_strand_is_one_line_config_error(primary: str, key: str, required: s
             schema.validate(compose_cfg(primary, base + ["data.rc_aug=maybe"]), schemas[primary])
 
 
-def test_every_data_config_has_rc_aug_off() -> None:
-    """Labelled sets and the pretraining corpus share the key; measured default: off (STRAND.md)."""
+def test_shipped_defaults() -> None:
+    """Defaults chosen in experiments/gue/STRAND.md; every data option (labelled sets and the
+    pretraining corpus alike) has the same ``rc_aug`` key."""
     options = [p.stem for p in sorted((CONF / "data").glob("*.yaml")) if not p.stem.startswith("_")]
     for option in options:
         cfg = compose_cfg("finetune", [f"data={option}", "model.init_from=x", f"paths.data_dir={DATA}"])
         assert cfg.data.rc_aug is False, option
     assert len(options) > 20
+    assert compose_cfg("finetune", ["model.init_from=x"]).strand == "average"
+    assert compose_cfg("eval", ["ckpt_path=x"]).strand == "average"
+    assert compose_cfg("score", ["ckpt_path=x"]).strand == "forward"
+    assert compose_cfg("optimize", ["oracle.ckpt_path=x"]).oracle.strand == "forward"
 
 
 def test_cli_bad_strand(tmp_path: Path) -> None:

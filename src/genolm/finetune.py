@@ -78,7 +78,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     datamodule.load()
     model: SequenceClassifierModule = instantiate(cfg.model, num_labels=datamodule.num_labels)
     datamodule.set_tokenizer(model.tokenizer, model.max_positions)
-    datamodule.test_strand = cfg.get("strand", "forward")
+    datamodule.test_strand = cfg.strand
     trainable, total = trainable_parameters(model.net)
     log.info("finetune %s from %s: %s of %s parameters trainable (%s)", datamodule.name,
              cfg.model.init_from, f"{trainable:,}", f"{total:,}", cfg.model.mode)
@@ -115,7 +115,7 @@ def evaluate(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     datamodule.setup("test")
     model.test_prefix = cfg.split
     trainer = _trainer(cfg, with_logging=False)
-    strand = cfg.get("strand", "forward")
+    strand = cfg.strand
     loader = datamodule.loader(cfg.split, strand=strand)
     metrics = to_floats(trainer.test(model, dataloaders=loader, verbose=False)[0])
     table = predictions_table(model, datamodule.records(cfg.split))

@@ -48,7 +48,7 @@ def run(cfg: DictConfig) -> tuple[pd.DataFrame, dict[str, Any]]:
     pairs, skipped = load_inputs(cfg)
     model, tokenizer = load_causal_lm(cfg.ckpt_path)
     start = time.perf_counter()
-    strand = cfg.get("strand", "forward")
+    strand = cfg.strand
 
     def score(ref: list[str], alt: list[str]) -> pd.DataFrame:
         return score_variants(model, tokenizer, ref, alt, ids=pairs["id"].tolist(),

@@ -154,7 +154,7 @@ class FinetuneConfig(Entry):
     model: Classifier
     trainer: Trainer
     global_batch_size: PosInt | None = None
-    strand: Strand = "forward"
+    strand: Strand = "average"
 
 
 class EvalConfig(Entry):
@@ -164,6 +164,6 @@ class EvalConfig(Entry):
     trainer: Trainer
     ckpt_path: Annotated[str, Field(min_length=1)]
     split: Literal["train", "val", "test"] = "test"
-    strand: Strand = "forward"
+    strand: Strand = "average"
 
 
