@@ -62,7 +62,8 @@ clean:
 GUE_TF ?= tf0,tf1,tf2,tf3
 GUE_EPOCHS ?= 5
 GUE_EXTRA ?=
-GUE_ARGS = data.eval_batch_size=512 trainer.max_epochs=$(GUE_EPOCHS) trainer.enable_progress_bar=false model.new_head=true $(GUE_EXTRA)
+# strand=forward: single-strand test numbers, comparable with the anchors and GUE papers (see STRAND.md)
+GUE_ARGS = data.eval_batch_size=512 trainer.max_epochs=$(GUE_EPOCHS) trainer.enable_progress_bar=false model.new_head=true strand=forward $(GUE_EXTRA)
 gue: install data
 	@test -n "$$(ls -d logs/demo/runs/*/hf 2>/dev/null)" || $(BIN)/genolm-pretrain experiment=demo
 	@set -e; out=logs/gue/$$(date +%Y%m%d_%H%M%S); t0=$$(date +%s); \

@@ -20,6 +20,11 @@ CHR22 = DATA / "human_other" / "hisat2_22_20-21M.fa.gz"
 MISTRAL_TF0 = Path(os.environ.get("GENOLM_MODELS_DIR", DATA / "models")) / \
     "Mistral-DNA-v1-1M-hg38-finetuned-tf0"
 
+# a tiny Mixtral causal LM: fast, untrained, good enough to test inference code paths
+TINY_LM_ARCH = dict(hidden_size=32, intermediate_size=32, num_hidden_layers=2, num_attention_heads=4,
+                    num_key_value_heads=4, num_local_experts=4, num_experts_per_tok=1,
+                    max_position_embeddings=256, output_router_logits=False)
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("WANDB_MODE", "offline")
 
@@ -54,6 +59,15 @@ def tiny_overrides(out: Path, cache: Path) -> list[str]:
             "trainer.max_epochs=-1", "trainer.enable_progress_bar=false",
             "trainer.num_sanity_val_steps=0", "trainer.limit_val_batches=4",
             "trainer.log_every_n_steps=1", "logger=csv"]
+
+
+def tiny_lm(tok):
+    """``(net, tok)``: a seeded :data:`TINY_LM_ARCH` causal LM over ``tok``'s vocabulary, in eval mode."""
+    from genolm.modules.causal_lm import CausalLMModule
+
+    torch.manual_seed(0)
+    module = CausalLMModule(TINY_LM_ARCH, len(tok), tok.pad_token_id, tok.bos_token_id, tok.eos_token_id)
+    return module.net.eval(), tok
 
 
 def compose_cfg(config: str, overrides: list[str], hydra: bool = False):

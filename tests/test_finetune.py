@@ -38,7 +38,7 @@ def test_mistral_dna_import_matches_transformers() -> None:
 
 def test_eval_reproduces_reference_tf0(tmp_path: Path) -> None:
     cfg = compose_cfg("eval", [f"paths.output_dir={tmp_path}", f"paths.data_dir={DATA}",
-                               f"ckpt_path={TF0_MODEL}", "data=tf0", "split=test",
+                               f"ckpt_path={TF0_MODEL}", "data=tf0", "split=test", "strand=forward",
                                "trainer.enable_progress_bar=false"])
     metrics, _ = evaluate(cfg)
     assert metrics["test/mcc"] == pytest.approx(0.507, abs=0.01)

@@ -9,24 +9,13 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import DATA, run_cli, write_fasta
+from conftest import DATA, run_cli, tiny_lm, write_fasta
 
 from genolm.checkpoints import export_hf, load_causal_lm
 from genolm.data.tokenizers import char, pretrained
 from genolm.errors import GenolmError
 from genolm.inference.generation import generate_dna
 from genolm.inference.realism import MarkovChain, NoveltyIndex, jsd, kmer_spectrum, reverse_complement
-from genolm.modules.causal_lm import CausalLMModule
-
-ARCH = dict(hidden_size=32, intermediate_size=32, num_hidden_layers=2, num_attention_heads=4,
-            num_key_value_heads=4, num_local_experts=4, num_experts_per_tok=1,
-            max_position_embeddings=256, output_router_logits=False)
-
-
-def tiny_lm(tok):
-    torch.manual_seed(0)
-    module = CausalLMModule(ARCH, len(tok), tok.pad_token_id, tok.bos_token_id, tok.eos_token_id)
-    return module.net.eval(), tok
 
 
 @pytest.fixture(scope="module", params=["char", "bpe"])

@@ -9,7 +9,7 @@ import pandas as pd
 import pyfaidx
 import pytest
 import torch
-from conftest import CHR2, DATA, run_cli, write_fasta
+from conftest import CHR2, DATA, run_cli, tiny_lm, write_fasta
 from sklearn.metrics import roc_auc_score
 
 from genolm.checkpoints import export_hf
@@ -22,20 +22,13 @@ from genolm.inference.scoring import forward_batch, pool, score_pairs_one_by_one
 from genolm.inference.variants import read_fasta_pairs, read_table_pairs, read_vcf_windows
 from genolm.models.fast_mixtral import mixtral_hidden_states
 from genolm.models.fused_loss import token_log_probs
-from genolm.modules.causal_lm import CausalLMModule
 
 SNP = DATA / "SNP"
-ARCH = dict(hidden_size=32, intermediate_size=32, num_hidden_layers=2, num_attention_heads=4,
-            num_key_value_heads=4, num_local_experts=4, num_experts_per_tok=1,
-            max_position_embeddings=256, output_router_logits=False)
 
 
 @pytest.fixture(scope="module")
 def lm():
-    tok = pretrained(DATA / "models" / "Mistral-DNA-v1-1M-hg38-finetuned-tf0")
-    torch.manual_seed(0)
-    module = CausalLMModule(ARCH, len(tok), tok.pad_token_id, tok.bos_token_id, tok.eos_token_id)
-    return module.net.eval(), tok
+    return tiny_lm(pretrained(DATA / "models" / "Mistral-DNA-v1-1M-hg38-finetuned-tf0"))
 
 
 @pytest.fixture(scope="module")

@@ -25,13 +25,14 @@ ANCHORS = {  # test MCC; Mistral-DNA-1M checkpoints measured here, DNABERT-2 fro
 
 SETUP = """Setup: full finetune with a new classification head (`model.new_head=true`), AdamW lr 5e-4,
 batch 128, linear decay, at most `GUE_EPOCHS` epochs (5 here) with early stopping on val/loss
-(patience 3), best checkpoint (lowest val/loss) tested on the GUE test split. (a) starts from the
+(patience 3), best checkpoint (lowest val/loss) tested on the GUE test split, forward strand only
+(`strand=forward`, as the anchors; both strands: experiments/gue/STRAND.md). (a) starts from the
 latest `make demo` model: genolm's `mistral_dna_1m` pretrained from scratch for 600 steps on the
 default 3.3 Mb hg38 corpus. (b) starts from the same architecture with Mistral-DNA-1M weights: the
 backbone of `Mistral-DNA-v1-1M-hg38-finetuned-prom` for tf0-3 and of `...-finetuned-tf0` for
 prom_core_all (only these finetuned checkpoints are shipped, so each task uses a backbone finetuned
 on a different task). Anchors: the shipped Mistral-DNA-1M checkpoints evaluated here with
-`genolm-eval`, and DNABERT-2 from its paper."""
+`genolm-eval strand=forward`, and DNABERT-2 from its paper."""
 
 
 def load(label: str, sweeps: list[Path]) -> pd.DataFrame:

@@ -66,6 +66,8 @@ def gather_predictions(trainer: L.Trainer, module: SequenceClassifierModule) -> 
 def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     """Finetune on ``cfg.data``: fit with early stopping, reload the best checkpoint, test.
 
+    ``cfg.data.rc_aug`` trains on random strands; ``cfg.strand`` picks the strand(s) tested.
+
     Returns:
         ``(metrics, objects)``: validation and test metrics; module, datamodule, trainer,
         best checkpoint path and predictions table.
@@ -76,6 +78,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     datamodule.load()
     model: SequenceClassifierModule = instantiate(cfg.model, num_labels=datamodule.num_labels)
     datamodule.set_tokenizer(model.tokenizer, model.max_positions)
+    datamodule.test_strand = cfg.strand
     trainable, total = trainable_parameters(model.net)
     log.info("finetune %s from %s: %s of %s parameters trainable (%s)", datamodule.name,
              cfg.model.init_from, f"{trainable:,}", f"{total:,}", cfg.model.mode)
@@ -93,6 +96,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
             write_outputs(Path(cfg.paths.output_dir), metrics, table, "test", {
                 "task": datamodule.name, "init_from": str(cfg.model.init_from), "best_ckpt": best,
                 "mode": cfg.model.mode, "trainable_parameters": trainable, "epochs": trainer.current_epoch,
+                "rc_aug": datamodule.rc_aug, "strand": datamodule.test_strand,
                 "global_step": trainer.global_step})
         final.update(metrics)
     return metrics, {"model": model, "datamodule": datamodule, "trainer": trainer,
@@ -100,7 +104,10 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
 
 
 def evaluate(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
-    """Score a trained classifier on one split of ``cfg.data``; write the same files as finetuning."""
+    """Score a trained classifier on one split of ``cfg.data`` on ``cfg.strand``.
+
+    Writes the same files as finetuning.
+    """
     datamodule: LabeledSequenceDataModule = instantiate(cfg.data)
     datamodule.load()
     model = load_classifier(cfg.ckpt_path, datamodule.num_labels)
@@ -108,11 +115,13 @@ def evaluate(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     datamodule.setup("test")
     model.test_prefix = cfg.split
     trainer = _trainer(cfg, with_logging=False)
-    metrics = to_floats(trainer.test(model, dataloaders=datamodule.loader(cfg.split), verbose=False)[0])
+    strand = cfg.strand
+    loader = datamodule.loader(cfg.split, strand=strand)
+    metrics = to_floats(trainer.test(model, dataloaders=loader, verbose=False)[0])
     table = predictions_table(model, datamodule.records(cfg.split))
     write_outputs(Path(cfg.paths.output_dir), metrics, table, cfg.split, {
         "task": datamodule.name, "ckpt_path": str(cfg.ckpt_path), "split": cfg.split,
-        "records": len(table)})
+        "strand": strand, "records": len(table)})
     return metrics, {"model": model, "datamodule": datamodule, "predictions": table}
 
 

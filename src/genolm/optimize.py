@@ -53,7 +53,8 @@ def start_sequences(cfg: DictConfig) -> tuple[list[str], list[str]]:
 def build_oracle(cfg: DictConfig) -> Oracle:
     """Classifier oracle, plus the optional LM naturalness term."""
     module = load_classifier(cfg.oracle.ckpt_path)
-    fns = [classifier_oracle(module, cfg.oracle.target_class, cfg.oracle.output, cfg.device)]
+    fns = [classifier_oracle(module, cfg.oracle.target_class, cfg.oracle.output, cfg.device,
+                             strand=cfg.oracle.strand)]
     sign = 1.0 if cfg.oracle.maximize else -1.0
     if cfg.naturalness.weight:
         from genolm.checkpoints import load_causal_lm

@@ -14,6 +14,7 @@ from genolm.checkpoints import load_causal_lm
 from genolm.errors import GenolmError
 from genolm.inference.report import group_report, markdown_report, plot_groups
 from genolm.inference.scoring import score_variants
+from genolm.inference.strands import on_strands
 from genolm.inference.variants import read_fasta_pairs, read_table_pairs, read_vcf_windows
 from genolm.io import write_json_atomic, write_tsv_atomic
 
@@ -39,29 +40,38 @@ def load_inputs(cfg: DictConfig) -> tuple[pd.DataFrame, dict[str, int]]:
 
 
 def run(cfg: DictConfig) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Score every configured pair and write ``scores.tsv``, plus the group report when asked."""
+    """Score every configured pair and write ``scores.tsv``, plus the group report when asked.
+
+    ``cfg.strand``: ``forward`` scores the pairs as given, ``reverse`` their reverse-complemented
+    pairs, ``average`` the mean of both strands' scores.
+    """
     pairs, skipped = load_inputs(cfg)
     model, tokenizer = load_causal_lm(cfg.ckpt_path)
     start = time.perf_counter()
-    scores = score_variants(model, tokenizer, pairs["ref"].tolist(), pairs["alt"].tolist(),
-                            ids=pairs["id"].tolist(), groups=pairs["group"].tolist(),
-                            scores=list(cfg.scores), pooling=cfg.pooling,
-                            batch_size=cfg.batch_size, device=cfg.device,
-                            workers=cfg.workers)
+    strand = cfg.strand
+
+    def score(ref: list[str], alt: list[str]) -> pd.DataFrame:
+        return score_variants(model, tokenizer, ref, alt, ids=pairs["id"].tolist(),
+                              groups=pairs["group"].tolist(), scores=list(cfg.scores),
+                              pooling=cfg.pooling, batch_size=cfg.batch_size, device=cfg.device,
+                              workers=cfg.workers)
+
+    scores = on_strands(score, strand, pairs["ref"].tolist(), pairs["alt"].tolist())
     seconds = time.perf_counter() - start
     out = Path(cfg.paths.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     write_tsv_atomic(scores, out / "scores.tsv")
     info: dict[str, Any] = {"pairs": len(scores), "seconds": seconds,
                             "pairs_per_s": len(scores) / seconds, "skipped": skipped,
-                            "ckpt_path": str(cfg.ckpt_path), "pooling": cfg.pooling}
+                            "ckpt_path": str(cfg.ckpt_path), "pooling": cfg.pooling,
+                            "strand": strand}
     columns = [c for c in ("l2", "cosine", "llr") if c in scores]
     if cfg.report.enabled and scores["group"].nunique() >= 2:
         pos, neg = cfg.report.positive, cfg.report.negative
         table = group_report(scores, columns, pos, neg, cfg.report.n_boot, cfg.seed)
         write_tsv_atomic(table, out / "report.tsv")
         header = (f"# Zero-shot variant scores: {pos} vs {neg}\n\nModel `{cfg.ckpt_path}`, pooling "
-                  f"`{cfg.pooling}`, {len(scores)} pairs scored in {seconds:.1f} s.")
+                  f"`{cfg.pooling}`, strand `{strand}`, {len(scores)} pairs scored in {seconds:.1f} s.")
         (out / "report.md").write_text(markdown_report(table, pos, neg, header))
         plot_groups(scores, columns, out / "report.png")
         info["report"] = table.to_dict(orient="records")

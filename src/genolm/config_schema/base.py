@@ -12,7 +12,7 @@ through untouched (``extra="allow"``), so experiments may add keys for their own
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
@@ -25,6 +25,8 @@ NonNegInt = Annotated[int, Field(ge=0)]
 PosFloat = Annotated[float, Field(gt=0)]
 Fraction = Annotated[float, Field(ge=0, le=1)]
 Steps = Annotated[int, Field(ge=-1)]  # Lightning's -1: no limit
+# which DNA strand predictions score (genolm.inference.strands.STRANDS)
+Strand = Literal["forward", "reverse", "average"]
 
 
 class Section(BaseModel):

@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from genolm.config_schema.base import Entry, Fraction, NonNegInt, PosFloat, PosInt, Section
+from genolm.config_schema.base import Entry, Fraction, NonNegInt, PosFloat, PosInt, Section, Strand
 
 
 class GenerateReport(Section):
@@ -50,6 +50,7 @@ class ScoreConfig(Entry):
     limit: PosInt | None = None
     scores: Annotated[list[Literal["l2", "cosine", "llr"]], Field(min_length=1)]
     pooling: Literal["mean", "last", "max", "logits_max"] = "mean"
+    strand: Strand = "forward"
     batch_size: PosInt = 128
     device: str = "auto"
     workers: PosInt | None = None
@@ -86,6 +87,7 @@ class Oracle(Section):
     target_class: NonNegInt = 1
     output: Literal["prob", "logit"] = "prob"
     maximize: bool = True
+    strand: Strand = "forward"
 
 
 class Start(Section):

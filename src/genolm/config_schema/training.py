@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from genolm.config_schema.base import Entry, Fraction, NonNegInt, PosFloat, PosInt, Section, Steps
+from genolm.config_schema.base import Entry, Fraction, NonNegInt, PosFloat, PosInt, Section, Steps, Strand
 
 
 class Trainer(Section):
@@ -124,6 +124,7 @@ class LabeledData(Section):
     eval_batch_size: PosInt = 256
     num_workers: NonNegInt = 0
     on_too_long: Literal["error", "truncate"] = "error"
+    rc_aug: bool = False
 
 
 class MarkovBaseline(Section):
@@ -153,6 +154,7 @@ class FinetuneConfig(Entry):
     model: Classifier
     trainer: Trainer
     global_batch_size: PosInt | None = None
+    strand: Strand = "average"
 
 
 class EvalConfig(Entry):
@@ -162,5 +164,6 @@ class EvalConfig(Entry):
     trainer: Trainer
     ckpt_path: Annotated[str, Field(min_length=1)]
     split: Literal["train", "val", "test"] = "test"
+    strand: Strand = "average"
 
 

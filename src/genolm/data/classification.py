@@ -14,21 +14,39 @@ from transformers import PreTrainedTokenizerFast
 from genolm.data.labeled import SPLITS, check_classes, read_fasta_pair, read_labeled_csv, stratified_split
 from genolm.data.samplers import check_resume_layout, loader_state, sampler_for
 from genolm.errors import GenolmError
+from genolm.inference.strands import check_strand, strand_views
 
 log = logging.getLogger(__name__)
 
 
 class EncodedSplit(Dataset):
-    """Token ids and labels of one split (tokenized once, up front)."""
+    """Token ids and labels of one split (tokenized once, up front), on one strand or both.
 
-    def __init__(self, ids: list[list[int]], labels: list[int]) -> None:
-        self.ids, self.labels = ids, labels
+    Args:
+        ids: token ids of every record on the first strand view (see
+            :func:`genolm.inference.strands.strand_views`).
+        labels: class of every record.
+        rc_ids: token ids of the reverse complements, aligned with ``ids``.
+        paired: with ``rc_ids``, every item holds both strands (``input_ids`` and
+            ``rc_input_ids``: strand averaging); otherwise items ``n .. 2n - 1`` are the records
+            on the reverse strand, for :class:`~genolm.data.samplers.StrandSampler` to draw from.
+
+    """
+
+    def __init__(self, ids: list[list[int]], labels: list[int], rc_ids: list[list[int]] | None = None,
+                 paired: bool = False) -> None:
+        self.ids, self.labels, self.rc_ids, self.paired = ids, labels, rc_ids, paired
 
     def __len__(self) -> int:
-        return len(self.ids)
+        return len(self.ids) * (2 if self.rc_ids is not None and not self.paired else 1)
 
     def __getitem__(self, i: int) -> dict[str, Any]:
-        return {"input_ids": self.ids[i], "label": self.labels[i], "index": i}
+        row = i % len(self.ids)
+        ids = self.rc_ids[row] if i >= len(self.ids) else self.ids[row]
+        item = {"input_ids": ids, "label": self.labels[row], "index": row}
+        if self.paired and self.rc_ids is not None:
+            item["rc_input_ids"] = self.rc_ids[row]
+        return item
 
 
 class PadCollator:
@@ -37,19 +55,27 @@ class PadCollator:
     def __init__(self, pad_id: int, side: str) -> None:
         self.pad_id, self.side = pad_id, side
 
-    def __call__(self, samples: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
-        """Collate samples into ``input_ids``, ``attention_mask``, ``labels``, ``index``."""
-        width = max(len(s["input_ids"]) for s in samples)
-        ids = torch.full((len(samples), width), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(samples), width), dtype=torch.long)
-        for row, s in enumerate(samples):
-            n = len(s["input_ids"])
+    def _pad(self, rows: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        width = max(len(r) for r in rows)
+        ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for row, tokens in enumerate(rows):
+            n = len(tokens)
             cols = slice(width - n, width) if self.side == "left" else slice(0, n)
-            ids[row, cols] = torch.tensor(s["input_ids"])
+            ids[row, cols] = torch.tensor(tokens)
             mask[row, cols] = 1
-        return {"input_ids": ids, "attention_mask": mask,
-                "labels": torch.tensor([s["label"] for s in samples]),
-                "index": torch.tensor([s["index"] for s in samples])}
+        return ids, mask
+
+    def __call__(self, samples: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        """Collate into ``input_ids``, ``attention_mask``, ``labels``, ``index`` (+ ``rc_*`` when paired)."""
+        ids, mask = self._pad([s["input_ids"] for s in samples])
+        batch = {"input_ids": ids, "attention_mask": mask,
+                 "labels": torch.tensor([s["label"] for s in samples]),
+                 "index": torch.tensor([s["index"] for s in samples])}
+        if "rc_input_ids" in samples[0]:
+            reverse = self._pad([s["rc_input_ids"] for s in samples])
+            batch["rc_input_ids"], batch["rc_attention_mask"] = reverse
+        return batch
 
 
 class LabeledSequenceDataModule(L.LightningDataModule):
@@ -68,6 +94,13 @@ class LabeledSequenceDataModule(L.LightningDataModule):
         limit_train: keep at most this many training records (stratified sample), for quick runs.
         batch_size, eval_batch_size, num_workers: DataLoader settings.
         on_too_long: ``error`` or ``truncate`` sequences longer than the model's positions.
+        rc_aug: train on both strands: every epoch draws each training sequence on a random
+            strand (reverse-complemented as a string before tokenization, so any tokenizer
+            works; labels unchanged). Validation and test data are never augmented.
+
+    Attributes:
+        test_strand: what :meth:`test_dataloader` serves: ``forward``, ``reverse`` or
+            ``average`` (both strands in every batch; see :mod:`genolm.inference.strands`).
 
     """
 
@@ -77,7 +110,7 @@ class LabeledSequenceDataModule(L.LightningDataModule):
                  negative: str | None = None, split_fractions: dict[str, float] | None = None,
                  val_fraction: float = 0.1, seed: int = 42, limit_train: int | None = None,
                  batch_size: int = 128, eval_batch_size: int | None = None, num_workers: int = 0,
-                 on_too_long: str = "error") -> None:
+                 on_too_long: str = "error", rc_aug: bool = False) -> None:
         super().__init__()
         if on_too_long not in {"error", "truncate"}:
             raise GenolmError(f"data.on_too_long must be 'error' or 'truncate', got {on_too_long!r}")
@@ -87,7 +120,8 @@ class LabeledSequenceDataModule(L.LightningDataModule):
         self.split_fractions = dict(split_fractions or {"train": 0.8, "val": 0.1, "test": 0.1})
         self.val_fraction, self.limit_train = val_fraction, limit_train
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size or batch_size
-        self.num_workers, self.on_too_long = num_workers, on_too_long
+        self.num_workers, self.on_too_long, self.rc_aug = num_workers, on_too_long, rc_aug
+        self.test_strand = "forward"
         self.frames: dict[str, pd.DataFrame] = {}
         self.datasets: dict[str, EncodedSplit] = {}
         self.tokenizer: PreTrainedTokenizerFast | None = None
@@ -127,41 +161,70 @@ class LabeledSequenceDataModule(L.LightningDataModule):
         """Use the checkpoint's tokenizer; sequences may hold at most ``max_length`` tokens."""
         self.tokenizer, self.max_length = tokenizer, max_length
 
-    def _encode(self, split: str) -> EncodedSplit:
-        frame = self.load()[split]
-        ids = self.tokenizer(frame["sequence"].tolist(), add_special_tokens=True)["input_ids"]
+    def _tokenize(self, split: str, seqs: list[str], side: str) -> list[list[int]]:
+        """Token ids of one strand view of ``split``; too long: an error or truncation."""
+        ids = self.tokenizer(seqs, add_special_tokens=True)["input_ids"]
         too_long = [i for i, x in enumerate(ids) if len(x) > self.max_length]
+        where = split if side == "forward" else f"{split}, {side} strand"
         if too_long and self.on_too_long == "error":
-            first = frame["id"].iloc[too_long[0]]
+            first = self.load()[split]["id"].iloc[too_long[0]]
             raise GenolmError(
-                f"data '{self.name}' ({split}): record '{first}' is {len(ids[too_long[0]])} tokens, more "
+                f"data '{self.name}' ({where}): record '{first}' is {len(ids[too_long[0]])} tokens, more "
                 f"than the model's {self.max_length} positions ({len(too_long)} such records); "
                 "set data.on_too_long=truncate to cut them")
         if too_long:
-            log.warning("%s (%s): truncated %d sequences to %d tokens", self.name, split,
+            log.warning("%s (%s): truncated %d sequences to %d tokens", self.name, where,
                         len(too_long), self.max_length)
             ids = [x[: self.max_length - 1] + [x[-1]] if len(x) > self.max_length else x for x in ids]
-        return EncodedSplit(ids, frame["label"].tolist())
+        return ids
+
+    def _encode(self, split: str, strand: str = "forward", paired: bool = False) -> EncodedSplit:
+        """``split`` on ``strand`` (``average``: both strands, see :class:`EncodedSplit`)."""
+        frame = self.load()[split]
+        sides = ("reverse",) if strand == "reverse" else ("forward", "reverse")
+        views = [self._tokenize(split, seqs, side)
+                 for seqs, side in zip(strand_views(frame["sequence"], strand), sides, strict=False)]
+        return EncodedSplit(views[0], frame["label"].tolist(), views[1] if len(views) > 1 else None, paired)
 
     def setup(self, stage: str | None = None) -> None:
-        """Tokenize the splits that exist."""
+        """Tokenize the splits that exist (training on both strands with ``rc_aug``)."""
         if self.tokenizer is None:
             raise GenolmError("LabeledSequenceDataModule.set_tokenizer() must be called before setup")
         for split in SPLITS:
             if split in self.load() and split not in self.datasets:
-                self.datasets[split] = self._encode(split)
+                both = self.rc_aug and split == "train"
+                self.datasets[split] = self._encode(split, "average" if both else "forward")
 
-    def loader(self, split: str, shuffle: bool = False) -> DataLoader:
+    def _evaluation_set(self, split: str, strand: str) -> EncodedSplit:
+        """Every record of ``split`` once, on ``strand`` (never the training augmentation)."""
+        check_strand(strand)
+        if strand == "forward":
+            base = self.datasets[split]
+            return EncodedSplit(base.ids, base.labels)
+        key = f"{split}/{strand}"
+        if key not in self.datasets:
+            self.datasets[key] = self._encode(split, strand, paired=True)
+        return self.datasets[key]
+
+    def loader(self, split: str, shuffle: bool = False, strand: str = "forward") -> DataLoader:
         """Batches of ``split``: the resumable shuffled order when ``shuffle``, else in order.
 
         Under DDP each process gets its share (see :mod:`genolm.data.samplers`).
+
+        Args:
+            split: ``train``, ``val`` or ``test``.
+            shuffle: training order (on a random strand per sequence with ``rc_aug``).
+            strand: in evaluation order, ``forward``, ``reverse`` or ``average`` (batches hold
+                ``rc_input_ids`` and ``rc_attention_mask`` too).
+
         """
         if split not in self.datasets:
             raise GenolmError(f"data '{self.name}': no {split} split configured")
         collate = PadCollator(self.tokenizer.pad_token_id, self.tokenizer.padding_side)
-        dataset = self.datasets[split]
+        dataset = self.datasets[split] if shuffle else self._evaluation_set(split, strand)
         resume, self.resume_state = (self.resume_state, {}) if shuffle else (None, self.resume_state)
-        sampler = sampler_for(dataset, self.trainer, shuffle, self.seed, resume)
+        sampler = sampler_for(dataset, self.trainer, shuffle, self.seed, resume,
+                              random_strand=len(dataset) > len(dataset.ids))
         size = self.batch_size if shuffle else self.eval_batch_size
         return DataLoader(dataset, batch_size=size, sampler=sampler, collate_fn=collate,
                           num_workers=self.num_workers, persistent_workers=self.num_workers > 0)
@@ -175,8 +238,8 @@ class LabeledSequenceDataModule(L.LightningDataModule):
         return self.loader("val", shuffle=False)
 
     def test_dataloader(self) -> DataLoader:
-        """Test batches."""
-        return self.loader("test", shuffle=False)
+        """Test batches on :attr:`test_strand`."""
+        return self.loader("test", shuffle=False, strand=self.test_strand)
 
     def state_dict(self) -> dict[str, int]:
         """Position in the training stream (saved in every checkpoint by Lightning)."""

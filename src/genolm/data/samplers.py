@@ -10,6 +10,9 @@ not a ``DistributedSampler``).
   permuted samples ``[k * b * R, (k + 1) * b * R)`` whatever ``R`` is, so a 2-process run and a
   1-process run with the same global batch train on the same samples per step. ``start`` skips
   the samples an interrupted run already consumed in this epoch.
+* :class:`StrandSampler` (training with ``data.rc_aug``): the same, over a dataset whose second
+  half is the first half reverse-complemented; each epoch draws one strand per sequence from
+  ``(seed, epoch)``, so an epoch still shows every sequence once.
 * :class:`ShardSampler` (evaluation): contiguous, unpadded shards in order, so no sample is counted
   twice and synced metrics equal the single-process ones.
 """
@@ -73,6 +76,30 @@ class ResumableSampler(DistributedSampler):
         super().set_epoch(epoch)
 
 
+class StrandSampler(ResumableSampler):
+    """:class:`ResumableSampler` over sequences on a random strand.
+
+    The dataset holds ``2n`` items: ``n .. 2n - 1`` are ``0 .. n - 1`` on the reverse strand. An
+    epoch yields ``n`` indices, each sequence once, on a strand drawn with its position from
+    ``(seed, epoch)`` only (so resuming and the process count change nothing).
+    """
+
+    def __init__(self, dataset: Dataset, num_replicas: int = 1, rank: int = 0, seed: int = 0,
+                 drop_last: bool = True, start: int = 0) -> None:
+        super().__init__(dataset, num_replicas, rank, seed, drop_last, start)
+        if len(dataset) % 2:
+            raise ValueError(f"StrandSampler needs both strands of every sequence, got {len(dataset)} items")
+        self.n = len(dataset) // 2
+        self.per_rank = self.n // num_replicas
+
+    def permutation(self) -> torch.Tensor:
+        """The epoch's order of the sequences, each shifted by ``n`` when drawn on the reverse strand."""
+        generator = torch.Generator()
+        generator.manual_seed(self.seed + self.epoch)
+        order = torch.randperm(self.n, generator=generator)
+        return order + self.n * torch.randint(0, 2, (self.n,), generator=generator)
+
+
 class ShardSampler(DistributedSampler):
     """Contiguous unpadded shards in dataset order (evaluation).
 
@@ -94,7 +121,7 @@ class ShardSampler(DistributedSampler):
 
 
 def sampler_for(dataset: Dataset, trainer, train: bool, seed: int,
-                resume: dict[str, int] | None = None) -> DistributedSampler:
+                resume: dict[str, int] | None = None, random_strand: bool = False) -> DistributedSampler:
     """The sampler of a loader: resumable shuffled order for training, shards for evaluation.
 
     Args:
@@ -103,13 +130,16 @@ def sampler_for(dataset: Dataset, trainer, train: bool, seed: int,
         train: training order (else evaluation shards).
         seed: seed of the training order.
         resume: ``{"epoch", "consumed"}`` from a checkpoint (see :func:`loader_state`).
+        random_strand: training items are both strands of each sequence; draw one per epoch
+            (:class:`StrandSampler`).
 
     """
     replicas, rank = (1, 0) if trainer is None else (trainer.world_size, trainer.global_rank)
     if not train:
         return ShardSampler(dataset, replicas, rank)
     resume = resume or {}
-    sampler = ResumableSampler(dataset, replicas, rank, seed=seed, start=resume.get("consumed", 0))
+    kind = StrandSampler if random_strand else ResumableSampler
+    sampler = kind(dataset, replicas, rank, seed=seed, start=resume.get("consumed", 0))
     sampler.set_epoch(resume.get("epoch", 0))
     return sampler
 

@@ -9,6 +9,7 @@ import torch
 
 from genolm.errors import GenolmError
 from genolm.inference.scoring import encode, forward_batch, resolve_device
+from genolm.inference.strands import check_strand, on_strands
 from genolm.models.classifier import classifier_logits
 
 
@@ -40,7 +41,7 @@ class Oracle:
 
 
 def classifier_oracle(module, target_class: int = 1, output: str = "prob", device: str = "auto",
-                      fast: bool = True) -> Callable[[list[str]], np.ndarray]:
+                      fast: bool = True, strand: str = "forward") -> Callable[[list[str]], np.ndarray]:
     """Score function of a :class:`~genolm.modules.classifier.SequenceClassifierModule`.
 
     Args:
@@ -51,6 +52,8 @@ def classifier_oracle(module, target_class: int = 1, output: str = "prob", devic
         fast: Mixtral classifiers run through the fast trunk
             (:func:`genolm.models.classifier.classifier_logits`); ``False`` is transformers' own
             forward (the course's way, the benchmark's baseline).
+        strand: score the sequences (``forward``), their reverse complements (``reverse``) or
+            the mean of both strands' probabilities or logits (``average``).
 
     """
     num_labels = int(module.hparams.num_labels)
@@ -58,16 +61,19 @@ def classifier_oracle(module, target_class: int = 1, output: str = "prob", devic
         raise GenolmError(f"oracle: class {target_class} out of range (the classifier has {num_labels})")
     if output not in {"prob", "logit"}:
         raise GenolmError(f"oracle: output must be 'prob' or 'logit', got {output!r}")
+    check_strand(strand)
     dev = resolve_device(device)
     net, tok = module.net.to(dev).eval(), module.tokenizer
     max_pos = int(module.max_positions)
 
     @torch.no_grad()
-    def score(seqs: list[str]) -> np.ndarray:
+    def values(seqs: list[str]) -> np.ndarray:
         ids, mask = encode(tok, seqs, max_pos)
         logits = classifier_logits(net, ids.to(dev), mask.to(dev), fast).float()
-        values = logits.softmax(-1) if output == "prob" else logits
-        return values[:, target_class].cpu().numpy()
+        return (logits.softmax(-1) if output == "prob" else logits).cpu().numpy()
+
+    def score(seqs: list[str]) -> np.ndarray:
+        return on_strands(values, strand, seqs)[:, target_class]
 
     return score
 

@@ -13,6 +13,8 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
+from genolm.data.sequences import reverse_complement
+
 BASES = "ACGT"
 _CODE = np.full(256, 255, dtype=np.uint8)
 for _i, _b in enumerate(BASES):
@@ -107,11 +109,6 @@ class MarkovChain:
             out[:, j] = nxt
             context = (context * 4 + nxt) % (4**k)
         return ["".join(BASES[c] for c in row) for row in out]
-
-
-def reverse_complement(seq: str) -> str:
-    """Reverse complement of an ACGTN string."""
-    return seq.translate(str.maketrans("ACGTN", "TGCAN"))[::-1]
 
 
 class NoveltyIndex:

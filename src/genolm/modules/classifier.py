@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torchmetrics import MaxMetric, MeanMetric
 from transformers import AutoModelForSequenceClassification, PreTrainedTokenizerFast
 
+from genolm.inference.strands import average_strands
 from genolm.models.classifier import apply_mode, classifier_from_pretrained, config_from_dict
 from genolm.modules.base import GenolmModule
 from genolm.modules.metrics import ClassificationMetrics
@@ -18,7 +19,9 @@ class SequenceClassifierModule(GenolmModule):
     """Sequence classification with a transformers ``*ForSequenceClassification`` network.
 
     Logs ``train/loss``, ``val/loss``, ``val/{acc,f1,mcc,auroc,auprc}``, ``val/mcc_best`` and the
-    same ``test/*`` metrics; test predictions are kept in :attr:`test_predictions`.
+    same ``test/*`` metrics; test predictions are kept in :attr:`test_predictions`. Test batches
+    that hold both strands (``rc_input_ids``) are scored on both and their class probabilities
+    averaged (``strand=average``).
 
     Args:
         init_from: genolm ``.ckpt``, genolm ``hf/`` export or Hugging Face folder.
@@ -69,8 +72,13 @@ class SequenceClassifierModule(GenolmModule):
         return self.net(input_ids=input_ids, attention_mask=attention_mask).logits
 
     def _step(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Loss and class probabilities; a batch with ``rc_input_ids`` averages both strands."""
         logits = self(batch["input_ids"], batch["attention_mask"]).float()
-        return F.cross_entropy(logits, batch["labels"]), logits.softmax(-1)
+        if "rc_input_ids" not in batch:
+            return F.cross_entropy(logits, batch["labels"]), logits.softmax(-1)
+        reverse = self(batch["rc_input_ids"], batch["rc_attention_mask"]).float()
+        probs = average_strands([logits.softmax(-1), reverse.softmax(-1)])
+        return F.nll_loss(probs.clamp_min(torch.finfo(probs.dtype).tiny).log(), batch["labels"]), probs
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         """Cross-entropy of the batch."""
