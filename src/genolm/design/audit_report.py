@@ -44,15 +44,26 @@ def _logos(out: Path, ids: list[str], lengths: list[int], start_act: np.ndarray,
     return paths
 
 
-def discover(finals: list[str], hypothetical: np.ndarray, cfg: DictConfig, out: Path) -> pd.DataFrame:
-    """TF-MoDISco over the final designs' ISM contributions, TOMTOM against ``motifs.path``."""
-    settings = cfg.audit.modisco_settings
-    patterns = discover_motifs(one_hot(finals), hypothetical, settings.trim,
-                               **{k: settings[k] for k in _MODISCO_KEYS})
+def discover(finals: list[str], hypothetical: np.ndarray, cfg: DictConfig, out: Path
+             ) -> tuple[pd.DataFrame, str]:
+    """TF-MoDISco over the final designs' ISM contributions, TOMTOM against ``motifs.path``.
+
+    Returns:
+        The match table (written to ``audit_motifs.tsv``; header only without patterns) and a note:
+        empty, or why TF-MoDISco gave up (modisco-lite raises ``ValueError`` on too few seqlets).
+
+    """
+    settings, note = cfg.audit.modisco_settings, ""
+    try:
+        patterns = discover_motifs(one_hot(finals), hypothetical, settings.trim,
+                                   **{k: settings[k] for k in _MODISCO_KEYS})
+    except ValueError as err:  # e.g. "Sample weights must contain at least one non-zero number."
+        patterns, note = [], f"TF-MoDISco stopped ({err}); too few seqlets in {len(finals)} designs"
+        log.warning("audit: %s", note)
     table = match_motifs(patterns, jaspar_targets(cfg.motifs.path, cfg.audit.factors) if patterns else [],
                          cfg.audit.top)
     write_tsv_atomic(table, out / "audit_motifs.tsv", float_format="%.4g")
-    return table
+    return table, note
 
 
 def write_markdown(path: Path, cfg: DictConfig, info: dict[str, Any], designs: pd.DataFrame,
@@ -80,7 +91,7 @@ def write_markdown(path: Path, cfg: DictConfig, info: dict[str, Any], designs: p
     lines += [f"![{p}]({p})" for p in logos]
     if motifs is not None:
         lines += ["", "## Motifs across the final designs (TF-MoDISco + TOMTOM)", "",
-                  markdown_table(motifs) if len(motifs) else "TF-MoDISco found no pattern.", ""]
+                  markdown_table(motifs) if len(motifs) else info.get("modisco_note") or "No pattern.", ""]
     with atomic_file(path) as tmp:
         Path(tmp).write_text("\n".join(lines) + "\n")
 
@@ -132,7 +143,7 @@ def run_audit(cfg: DictConfig, module, results: pd.DataFrame, pfms: list[Motif] 
     motifs = None
     if cfg.audit.modisco:
         t1 = time.perf_counter()
-        motifs = discover(finals, hypothetical[len(ids) :], cfg, out)
+        motifs, info["modisco_note"] = discover(finals, hypothetical[len(ids) :], cfg, out)
         info["seconds"]["modisco"] = time.perf_counter() - t1
     info["seconds"]["total"] = time.perf_counter() - t0
     write_markdown(out / "audit.md", cfg, info, designs, motifs, logos)
