@@ -50,9 +50,9 @@ def start_sequences(cfg: DictConfig) -> tuple[list[str], list[str]]:
     return ids, seqs
 
 
-def build_oracle(cfg: DictConfig) -> Oracle:
-    """Classifier oracle, plus the optional LM naturalness term."""
-    module = load_classifier(cfg.oracle.ckpt_path)
+def build_oracle(cfg: DictConfig, module=None) -> Oracle:
+    """Classifier oracle (``module``, or loaded from ``oracle.ckpt_path``), plus the optional LM term."""
+    module = load_classifier(cfg.oracle.ckpt_path) if module is None else module
     fns = [classifier_oracle(module, cfg.oracle.target_class, cfg.oracle.output, cfg.device,
                              strand=cfg.oracle.strand)]
     sign = 1.0 if cfg.oracle.maximize else -1.0
@@ -66,14 +66,18 @@ def build_oracle(cfg: DictConfig) -> Oracle:
 
 
 def run(cfg: DictConfig) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Design from every start; write designs.fa, results.tsv, trajectory.tsv/.png and motifs.tsv."""
+    """Design from every start; write designs.fa, results.tsv, trajectory.tsv/.png, motifs_gained.tsv.
+
+    With ``audit.enabled``, also the audit files (:mod:`genolm.design.audit_report`).
+    """
     constraints = Constraints(**{k: (tuple(v) if k == "gc_range" else v)
                                  for k, v in instantiate(cfg.constraints, _convert_="all").items()})
     ids, seqs = start_sequences(cfg)
     pfms = read_jaspar_pfm(cfg.motifs.path) if cfg.motifs.path else None  # a bad file fails before the search
     for name, seq in zip(ids, seqs, strict=True):
         constraints.check_start(seq, name)
-    oracle = build_oracle(cfg)
+    module = load_classifier(cfg.oracle.ckpt_path)
+    oracle = build_oracle(cfg, module)
     algorithm = instantiate(cfg.algorithm)
     t0 = time.perf_counter()
     results, trajectory = optimize(oracle, seqs, algorithm, constraints, ids, cfg.seed)
@@ -93,5 +97,10 @@ def run(cfg: DictConfig) -> tuple[pd.DataFrame, dict[str, Any]]:
     info = {"starts": len(results), "seconds": seconds, "oracle_calls": int(results["oracle_calls"].sum()),
             "mean_start": float(results["start_score"].mean()),
             "mean_final": float(results["final_score"].mean())}
+    audit = cfg.get("audit")
+    if audit is not None and audit.enabled:
+        from genolm.design.audit_report import run_audit
+
+        info["audit"] = run_audit(cfg, module, results, pfms, out)
     write_json_atomic(out / "metrics.json", info)
     return results, info

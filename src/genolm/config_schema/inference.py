@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 from pydantic import Field, model_validator
 
 from genolm.config_schema.base import Entry, Fraction, NonNegInt, PosFloat, PosInt, Section, Strand
+from genolm.config_schema.interpret import Modisco
 
 
 class GenerateReport(Section):
@@ -153,6 +154,18 @@ class Motifs(Section):
     rel_threshold: Annotated[float, Field(gt=0, le=1)] = 0.9
 
 
+class Audit(Section):
+    """``audit``: ISM of starts and designs, edits vs ISM and gained JASPAR sites, optional motifs."""
+
+    enabled: bool = False
+    output: Literal["logit", "prob"] = "logit"
+    logos: NonNegInt = 3
+    modisco: bool = False
+    modisco_settings: Modisco = Modisco(min_metacluster_size=20, final_min_cluster_size=10, n_leiden_runs=10)
+    factors: str | None = None
+    top: PosInt = 3
+
+
 class OptimizeConfig(Entry):
     """``conf/optimize.yaml``."""
 
@@ -162,6 +175,7 @@ class OptimizeConfig(Entry):
     algorithm: Algorithm = Algorithm()
     naturalness: Naturalness = Naturalness()
     motifs: Motifs = Motifs()
+    audit: Audit = Audit()
     batch_size: PosInt = 512
     device: str = "auto"
 

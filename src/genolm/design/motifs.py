@@ -82,12 +82,12 @@ def scan(seq: str, motif: Motif) -> np.ndarray:
     return np.where(valid, np.maximum(forward, reverse), -np.inf)
 
 
+def sites(seq: str, motif: Motif, rel_threshold: float = 0.85) -> np.ndarray:
+    """Start positions of the sites scoring at least ``min + rel_threshold * (max - min)`` (either strand)."""
+    cut = motif.min_score + rel_threshold * (motif.max_score - motif.min_score)
+    return np.flatnonzero(scan(seq, motif) >= cut)
+
+
 def hits(seq: str, motifs: list[Motif], rel_threshold: float = 0.85) -> set[str]:
     """Motifs with a site scoring at least ``min + rel_threshold * (max - min)``."""
-    found = set()
-    for motif in motifs:
-        scores = scan(seq, motif)
-        cut = motif.min_score + rel_threshold * (motif.max_score - motif.min_score)
-        if len(scores) and scores.max() >= cut:
-            found.add(f"{motif.motif_id}.{motif.name}")
-    return found
+    return {f"{m.motif_id}.{m.name}" for m in motifs if len(sites(seq, m, rel_threshold))}

@@ -131,12 +131,15 @@ def ism_hypothetical(effects: np.ndarray, onehot: np.ndarray) -> tuple[np.ndarra
     return (hyp * onehot).astype(np.float32), hyp.astype(np.float32)
 
 
-def classifier_scorer(module, target_class: int = 1, output: str = "logit", device: str = "auto"
-                      ) -> ScoreFn:
-    """Score function of a genolm classifier: target-class ``logit`` or ``prob`` (fast Mixtral trunk)."""
+def classifier_scorer(module, target_class: int = 1, output: str = "logit", device: str = "auto",
+                      strand: str = "forward") -> ScoreFn:
+    """Score function of a genolm classifier: target-class ``logit`` or ``prob`` (fast Mixtral trunk).
+
+    ``strand`` scores the sequences, their reverse complements or both averaged (as the oracle).
+    """
     from genolm.design.oracle import classifier_oracle
 
-    return classifier_oracle(module, target_class, output, device)
+    return classifier_oracle(module, target_class, output, device, strand=strand)
 
 
 def lm_scorer(model, tokenizer, device: str = "auto") -> ScoreFn:
