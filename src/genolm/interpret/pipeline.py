@@ -30,6 +30,7 @@ from genolm.interpret.ism import (
     one_hot,
     saturation_mutagenesis,
 )
+from genolm.interpret.ism_prefix import PrefixClassifierScorer, prefix_ism_supported
 from genolm.interpret.logos import plot_attributions, plot_motif_match
 from genolm.interpret.motifs import discover_motifs, jaspar_targets, match_motifs
 from genolm.interpret.report import write_report
@@ -156,7 +157,9 @@ def run(cfg: DictConfig) -> tuple[pd.DataFrame, dict[str, Any]]:
     if kind == "classifier":
         module = load_classifier(cfg.ckpt_path)
         net, tok, max_pos = module.net, module.tokenizer, module.max_positions
-        scorer = classifier_scorer(module, cfg.target_class, cfg.output, cfg.device)
+        # a causal Mixtral classifier: ISM shares each reference's token prefix with its mutants
+        fast = PrefixClassifierScorer if prefix_ism_supported(net) else classifier_scorer
+        scorer = fast(module, cfg.target_class, cfg.output, cfg.device)
         what = f"class-{cfg.target_class} {cfg.output}"
     else:
         net, tok = load_causal_lm(cfg.ckpt_path)
