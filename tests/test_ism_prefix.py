@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from conftest import CHR2, MISTRAL_TF0
 from test_interpret import tiny_mixtral
-from transformers import MixtralForSequenceClassification
+from transformers import MixtralForCausalLM, MixtralForSequenceClassification
 
 from genolm.checkpoints import load_classifier
 from genolm.data.sequences import iter_records
@@ -19,6 +20,7 @@ from genolm.interpret.ism_prefix import (
     prefix_groups,
     prefix_ism_supported,
 )
+from genolm.models.fast_mixtral import mixtral_trunk
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -35,6 +37,24 @@ def windows() -> list[str]:
     clean = [seq[lo : lo + 200] for lo in range(200_000, 400_000, 200) if "N" not in seq[lo : lo + 200]]
     return [clean[0], clean[1][:97], clean[2][:40] + "NNN" + clean[2][43:71],
             clean[3][:18] + "N" + clean[3][19:33]]
+
+
+@torch.inference_mode()
+def test_trunk_last_position_only_equals_the_full_pass() -> None:
+    net, _ = tiny_mixtral(MixtralForCausalLM)
+    ids = torch.randint(4, net.config.vocab_size, (3, 9))
+    mask = torch.ones_like(ids)
+    mask[1, 6:] = 0
+    last = mask.sum(1) - 1
+    rows = torch.arange(3)
+    for attention_mask in (None, mask):
+        full, _, _ = mixtral_trunk(net, ids, attention_mask)
+        got, _, _ = mixtral_trunk(net, ids, attention_mask, last=last)
+        torch.testing.assert_close(got[:, 0], full[rows, last], atol=1e-5, rtol=1e-5)
+    full, _, kv = mixtral_trunk(net, ids, keep_kv=True)
+    prefix = [(k[:, :, :4], v[:, :, :4]) for k, v in kv]
+    got, _, _ = mixtral_trunk(net, ids[:, 4:], prefix=prefix, last=last - 4)
+    torch.testing.assert_close(got[:, 0], full[rows, last], atol=1e-5, rtol=1e-5)
 
 
 def test_first_difference_and_groups() -> None:

@@ -7,7 +7,8 @@ the reference. :class:`PrefixClassifierScorer` therefore runs the reference once
 mutants by their first differing token and runs each group of them only from the group's
 smallest first differing token on, attending to the reference's cached prefix (the idea of
 :func:`genolm.inference.pairs.forward_pairs`, one reference for many alternatives). A classifier's
-score is read at the last real token, which every mutant runs itself. Effects equal the generic
+score is read at the last real token, which every mutant runs itself (the last layer runs its
+queries and experts there only: ``mixtral_trunk(last=...)``). Effects equal the generic
 path to float32 rounding (``tests/test_ism_prefix.py``).
 
 The scorer is also a plain score function (``list[str] -> array``, the fast trunk over whole
@@ -103,10 +104,6 @@ class PrefixClassifierScorer:
                               f"{self.max_pos} positions; use shorter sequences")
         return rows
 
-    def _last(self, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """Class logits from the hidden state at each row's last real token."""
-        return self.net.score(hidden[torch.arange(len(hidden), device=hidden.device), mask.sum(1) - 1])
-
     @torch.inference_mode()
     def __call__(self, seqs: list[str]) -> np.ndarray:
         """Scores of whole sequences (the generic fast-trunk path)."""
@@ -140,6 +137,7 @@ class PrefixClassifierScorer:
             n = len(idx)
             prefix = [(k[:, :, :shared].expand(n, -1, -1, -1), v[:, :, :shared].expand(n, -1, -1, -1))
                       for k, v in kv] if shared else None
-            hidden, _, _ = mixtral_trunk(self.net, ids.to(self.device), prefix=prefix)
-            out[idx] = self._scores(self._last(hidden, mask.to(self.device)))
+            last = mask.to(self.device).sum(1) - 1
+            hidden, _, _ = mixtral_trunk(self.net, ids.to(self.device), prefix=prefix, last=last)
+            out[idx] = self._scores(self.net.score(hidden[:, 0]))
         return ref_score, out
