@@ -115,12 +115,13 @@ def main() -> None:
         worker("profile_hot_path.py", models[0], 256, Path(args.out) / f"profile_{args.mode}.md",
                args.data_dir, device)
     stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    timed = f"; timed steps {steps} after {args.warmup} warm-up step(s)" if rows else ""
+    body = [*(training_table(rows, info) if rows else []), *other_tables(data, inference, ism)]
     lines = ["", f"## {stamp}: {args.mode}, {info.get('gpu', info['cpu'])} ({info['cores']} cores), "
              f"code {commit}", "",
              f"torch {info['torch']}, transformers {info['transformers']}, lightning {info['lightning']}, "
-             f"python {info['python']}; parts {','.join(p for p in PARTS if p in parts)}; timed steps "
-             f"{steps} after {args.warmup} warm-up step(s); whole run {time.time() - t0:.0f} s.", "",
-             *(training_table(rows, info) if rows else []), *other_tables(data, inference, ism), "",
+             f"python {info['python']}; parts {','.join(p for p in PARTS if p in parts)}{timed}; whole run "
+             f"{time.time() - t0:.0f} s.", "", *(body[1:] if body and not body[0] else body), "",
              *([f"Hot-path profile: profile_{args.mode}.md", ""] if "profile" in parts else [])]
     results = Path(args.out) / "RESULTS.md"
     if not results.exists():
