@@ -11,11 +11,18 @@ from transformers import MixtralForCausalLM, MixtralForSequenceClassification
 
 from genolm.checkpoints import load_classifier
 from genolm.data.sequences import iter_records
-from genolm.data.tokenizers import encode_many
+from genolm.data.tokenizers import encode_many, pretrained
 from genolm.errors import GenolmError
-from genolm.interpret.ism import classifier_scorer, ism_one_by_one, mutants, saturation_mutagenesis
+from genolm.interpret.ism import (
+    classifier_scorer,
+    ism_one_by_one,
+    lm_scorer,
+    mutants,
+    saturation_mutagenesis,
+)
 from genolm.interpret.ism_prefix import (
     PrefixClassifierScorer,
+    PrefixLMScorer,
     first_difference,
     prefix_groups,
     prefix_ism_supported,
@@ -109,3 +116,21 @@ def test_unsupported_models_fall_back() -> None:
 
     with pytest.raises(GenolmError, match="MixtralForSequenceClassification"):
         PrefixClassifierScorer(Module())
+
+
+def test_prefix_lm_ism_equals_generic_and_loop(windows: list[str]) -> None:
+    """A causal LM with the BPE tokenizer (tf0's trunk, a seeded new head): total log-likelihoods."""
+    torch.manual_seed(0)
+    model = MixtralForCausalLM.from_pretrained(MISTRAL_TF0).eval()
+    tok = pretrained(MISTRAL_TF0)
+    generic = lm_scorer(model, tok, device="cpu")
+    prefix = PrefixLMScorer(model, tok, device="cpu", group_rows=32)
+    assert prefix_ism_supported(model)
+    seqs = [windows[1], windows[2], windows[3]]
+    want, want_ref = saturation_mutagenesis(generic, seqs, batch_size=256, progress=False)
+    got, got_ref = saturation_mutagenesis(prefix, seqs, batch_size=256, progress=False)
+    np.testing.assert_allclose(got, want, atol=1e-4)  # sums of ~40 token log-probabilities
+    np.testing.assert_allclose(got_ref, want_ref, atol=1e-4)
+    np.testing.assert_allclose(prefix(seqs), generic(seqs), atol=1e-4)
+    np.testing.assert_allclose(got[2, :, : len(seqs[2])], ism_one_by_one(generic, seqs[2]), atol=1e-4)
+    assert np.abs(got[0]).max() > 0.1

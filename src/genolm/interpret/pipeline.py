@@ -30,7 +30,7 @@ from genolm.interpret.ism import (
     one_hot,
     saturation_mutagenesis,
 )
-from genolm.interpret.ism_prefix import PrefixClassifierScorer, prefix_ism_supported
+from genolm.interpret.ism_prefix import PrefixClassifierScorer, PrefixLMScorer, prefix_ism_supported
 from genolm.interpret.logos import plot_attributions, plot_motif_match
 from genolm.interpret.motifs import discover_motifs, jaspar_targets, match_motifs
 from genolm.interpret.report import write_report
@@ -164,7 +164,8 @@ def run(cfg: DictConfig) -> tuple[pd.DataFrame, dict[str, Any]]:
     else:
         net, tok = load_causal_lm(cfg.ckpt_path)
         max_pos = int(getattr(net.config, "max_position_embeddings", 1 << 30))
-        scorer, what = lm_scorer(net, tok, cfg.device), "total log-likelihood (nats)"
+        fast = PrefixLMScorer if prefix_ism_supported(net) else lm_scorer
+        scorer, what = fast(net, tok, cfg.device), "total log-likelihood (nats)"
     check_lengths(tok, ids, seqs, max_pos)
     if cfg.modisco.enabled and cfg.modisco.scores == "ig" and base_token_ids(tok) is None:
         raise GenolmError("modisco.scores=ig needs hypothetical contributions, which the one-hot IG gives "
