@@ -92,19 +92,21 @@ design: install data
 
 # Interpretation experiment: ISM, IG and TF-MoDISco motifs (TOMTOM vs JASPAR) on the 500 GUE tf/0 test
 # positives with the shipped tf0 classifier, the planted-motif positive control, and batched vs
-# per-mutant ISM on 200-b windows. Results: experiments/interpret/RESULTS.md.
+# per-mutant vs prefix-sharing ISM on 200-b windows (also a part of `make bench`). Results:
+# experiments/interpret/RESULTS.md.
 interpret: install data
 	$(BIN)/genolm-interpret ckpt_path=data/models/Mistral-DNA-v1-1M-hg38-finetuned-tf0 \
 	  input.csv=data/GUE/tf/0/test.csv input.label=1 modisco.min_metacluster_size=20 \
 	  modisco.final_min_cluster_size=10 task_name=interpret_tf0
 	$(BIN)/python experiments/interpret/diagnose.py $$(ls -td logs/interpret_tf0/runs/* | head -1)
 	$(BIN)/python experiments/interpret/planted_control.py experiments/interpret/planted
-	$(BIN)/python experiments/interpret/bench_ism.py
+	$(BIN)/python experiments/benchmarks/ism.py
 
 # Performance benchmark: the course's HF Trainer recipe vs genolm-pretrain on the same hg38 chunks,
 # tokenizer, Mixtral configs and global batch; data-side memory (1x, 10x corpus); batched vs
-# per-sequence inference; hot-path profile. Appends to experiments/benchmarks/RESULTS.md.
-# On a GPU machine: make bench BENCH_ARGS='--mode gpu'
+# per-sequence inference; ISM (per-mutant loop, batched, prefix-sharing); hot-path profile. Appends
+# to experiments/benchmarks/RESULTS.md. On a GPU machine: make bench BENCH_ARGS='--mode gpu';
+# one part only: make bench BENCH_ARGS='--parts ism'
 BENCH_ARGS ?=
 bench: install data
 	$(BIN)/python experiments/benchmarks/run.py $(BENCH_ARGS)

@@ -3,7 +3,10 @@
 :func:`saturation_mutagenesis` scores every single-base substitution of each sequence with any
 score function ``list[str] -> array`` (a classifier's target-class logit or probability, a causal
 LM's total log-likelihood, or a toy model in tests). The reference and all ``3 L`` mutants of a
-sequence go through the score function together, in chunks of ``batch_size``.
+sequence go through the score function together, in chunks of ``batch_size``. A score function
+with a ``variants(reference, variants, batch_size)`` method (a Mixtral classifier's
+:class:`~genolm.interpret.ism_prefix.PrefixClassifierScorer`) scores them through it instead,
+computing the reference's shared token prefix once.
 
 The effect matrix of a sequence is ``4 x L`` (rows A, C, G, T): ``effect[b, i] = score(sequence
 with base b at i) - score(sequence)``, so the observed base's entry is 0 (at an ``N`` all four
@@ -71,7 +74,8 @@ def saturation_mutagenesis(score_fn: ScoreFn, seqs: Sequence[str], batch_size: i
     """Effects of every single-base substitution, batched per sequence.
 
     Args:
-        score_fn: scores a list of sequences (higher = more of the output being explained).
+        score_fn: scores a list of sequences (higher = more of the output being explained); its
+            ``variants`` method, if any, scores a reference and its mutants in one go.
         seqs: sequences (any case; lengths may differ).
         batch_size: sequences per call of ``score_fn``; the reference and its ``3 L`` mutants are
             cut into chunks of this size.
@@ -93,16 +97,20 @@ def saturation_mutagenesis(score_fn: ScoreFn, seqs: Sequence[str], batch_size: i
     names = list(ids) if ids is not None else [str(i + 1) for i in range(len(seqs))]
     effects = np.zeros((len(seqs), 4, max(len(s) for s in seqs)))
     reference = np.zeros(len(seqs))
+    share_prefix = getattr(score_fn, "variants", None)
     for row, seq in enumerate(tqdm(seqs, desc="ISM", unit="seq", disable=not progress)):
         variants, pos, base = mutants(seq)
-        batch = [seq.upper(), *variants]
         try:
-            scores = np.concatenate([np.asarray(score_fn(batch[lo : lo + batch_size]), dtype=np.float64)
-                                     for lo in range(0, len(batch), batch_size)])
+            if share_prefix is not None:
+                reference[row], scores = share_prefix(seq.upper(), variants, batch_size)
+            else:
+                batch = [seq.upper(), *variants]
+                scores = np.concatenate([np.asarray(score_fn(batch[lo : lo + batch_size]), dtype=np.float64)
+                                         for lo in range(0, len(batch), batch_size)])
+                reference[row], scores = scores[0], scores[1:]
         except GenolmError as err:
             raise GenolmError(f"sequence '{names[row]}': {err}") from None
-        reference[row] = scores[0]
-        effects[row, base, pos] = scores[1:] - scores[0]
+        effects[row, base, pos] = scores - reference[row]
     return effects, reference
 
 

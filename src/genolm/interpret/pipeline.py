@@ -30,6 +30,7 @@ from genolm.interpret.ism import (
     one_hot,
     saturation_mutagenesis,
 )
+from genolm.interpret.ism_prefix import PrefixClassifierScorer, PrefixLMScorer, prefix_ism_supported
 from genolm.interpret.logos import plot_attributions, plot_motif_match
 from genolm.interpret.motifs import discover_motifs, jaspar_targets, match_motifs
 from genolm.interpret.report import write_report
@@ -156,12 +157,15 @@ def run(cfg: DictConfig) -> tuple[pd.DataFrame, dict[str, Any]]:
     if kind == "classifier":
         module = load_classifier(cfg.ckpt_path)
         net, tok, max_pos = module.net, module.tokenizer, module.max_positions
-        scorer = classifier_scorer(module, cfg.target_class, cfg.output, cfg.device)
+        # a causal Mixtral classifier: ISM shares each reference's token prefix with its mutants
+        fast = PrefixClassifierScorer if prefix_ism_supported(net) else classifier_scorer
+        scorer = fast(module, cfg.target_class, cfg.output, cfg.device)
         what = f"class-{cfg.target_class} {cfg.output}"
     else:
         net, tok = load_causal_lm(cfg.ckpt_path)
         max_pos = int(getattr(net.config, "max_position_embeddings", 1 << 30))
-        scorer, what = lm_scorer(net, tok, cfg.device), "total log-likelihood (nats)"
+        fast = PrefixLMScorer if prefix_ism_supported(net) else lm_scorer
+        scorer, what = fast(net, tok, cfg.device), "total log-likelihood (nats)"
     check_lengths(tok, ids, seqs, max_pos)
     if cfg.modisco.enabled and cfg.modisco.scores == "ig" and base_token_ids(tok) is None:
         raise GenolmError("modisco.scores=ig needs hypothetical contributions, which the one-hot IG gives "

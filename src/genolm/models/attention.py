@@ -112,14 +112,16 @@ def _attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tenso
 
 
 def attention(attn: nn.Module, x: torch.Tensor, rope: torch.Tensor, mask: torch.Tensor | None,
-              prefix: tuple[torch.Tensor, torch.Tensor] | None = None, keep: list | None = None
-              ) -> torch.Tensor:
+              prefix: tuple[torch.Tensor, torch.Tensor] | None = None, keep: list | None = None,
+              queries: torch.Tensor | None = None) -> torch.Tensor:
     """Self-attention of one ``MixtralAttention`` (its q/k/v/o weights) over ``x`` ``[B, T, H]``.
 
     ``rope`` is :func:`rope_tables` for these positions. ``prefix`` holds keys and values
     ``[B, kv_heads, P, d]`` of ``P`` earlier positions that every query also sees (``x`` then sits
     at positions ``P ..``; pads, if any, must be at the end); ``keep`` receives this call's keys
     and values (prefix included; keys in the side-by-side pair order of :func:`_rotate`).
+    ``queries`` ``[B]`` (indices into ``x``'s positions) keeps one query per row: every position
+    is still a key and value, and the result is ``[B, 1, H]`` (a classifier's last token).
     """
     b, t, _ = x.shape
     d = attn.head_dim
@@ -136,6 +138,13 @@ def attention(attn: nn.Module, x: torch.Tensor, rope: torch.Tensor, mask: torch.
         mask = torch.ones(t, k.shape[2], dtype=torch.bool, device=x.device).tril(k.shape[2] - t)
     if keep is not None:
         keep.append((k, v))
+    if queries is not None:
+        rows = torch.arange(b, device=x.device)
+        q = q[rows, :, queries].unsqueeze(2)
+        if mask is None:
+            mask = torch.ones(t, k.shape[2], dtype=torch.bool, device=x.device).tril(k.shape[2] - t)
+        mask = (mask[rows, :, queries] if mask.dim() == 4 else mask[queries][:, None]).unsqueeze(2)
+        t = 1
     if n_kv != n_q:
         k, v = k.repeat_interleave(n_q // n_kv, dim=1), v.repeat_interleave(n_q // n_kv, dim=1)
     out = _attend(q, k, v, mask, attn.scaling)

@@ -156,7 +156,8 @@ def _padding_mask(attention_mask: torch.Tensor) -> torch.Tensor:
 
 
 def mixtral_trunk(net: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
-                  prefix: list[tuple[torch.Tensor, torch.Tensor]] | None = None, keep_kv: bool = False
+                  prefix: list[tuple[torch.Tensor, torch.Tensor]] | None = None, keep_kv: bool = False,
+                  last: torch.Tensor | None = None
                   ) -> tuple[torch.Tensor, list[torch.Tensor], list[tuple[torch.Tensor, torch.Tensor]]]:
     """Final (normed) hidden states, router logits and (optionally) keys/values of every layer.
 
@@ -169,6 +170,9 @@ def mixtral_trunk(net: nn.Module, input_ids: torch.Tensor, attention_mask: torch
             ``input_ids`` (from an earlier call with ``keep_kv``); ``input_ids`` sit at positions
             ``P ..`` and ``attention_mask`` must be None.
         keep_kv: return every layer's keys and values (prefix included).
+        last: ``[B]`` index of the one position per row whose final hidden state is wanted (a
+            classifier's last real token): the last layer runs its queries and experts there only,
+            ``hidden`` is ``[B, 1, H]`` and the last layer's router logits cover those rows.
 
     Returns:
         ``(hidden [B, T, H], router logits per layer, keys/values per layer or [])``.
@@ -186,9 +190,11 @@ def mixtral_trunk(net: nn.Module, input_ids: torch.Tensor, attention_mask: torch
     eps, all_logits, kv = trunk.norm.variance_epsilon, [], []
     silu = net.config.hidden_act in ("silu", "swish")
     for i, layer in enumerate(trunk.layers):
+        only = last if i == len(trunk.layers) - 1 else None
         normed = F.rms_norm(h, (h.shape[-1],), layer.input_layernorm.weight, eps)
-        h = h + attention(layer.self_attn, normed, rope, mask, prefix[i] if prefix is not None else None,
-                          kv if keep_kv else None)
+        out = attention(layer.self_attn, normed, rope, mask, prefix[i] if prefix is not None else None,
+                        kv if keep_kv else None, only)
+        h = (h if only is None else h[torch.arange(len(h), device=h.device), only, None]) + out
         normed = F.rms_norm(h, (h.shape[-1],), layer.post_attention_layernorm.weight, eps)
         moe_out, logits = experts(layer.mlp, normed.reshape(-1, h.shape[-1]), silu)
         h = h + moe_out.view_as(h)
