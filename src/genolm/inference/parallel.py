@@ -2,9 +2,8 @@
 
 A small model's forward pass over one batch is a few hundred short kernels, many too small for
 torch's intra-op threads to split well, plus Python between them; with one batch per thread
-and one intra-op thread each, the cores stay busy (on a 2-core CPU scoring 1,024 SNP pairs
-with Mistral-DNA-1M: ~1,200 pairs/s with two workers vs ~960 with one batch at a time on
-both cores). Kernels release the GIL, so threads suffice and the weights are shared.
+and one intra-op thread each, the cores stay busy (measured in experiments/benchmarks/RESULTS.md).
+Kernels release the GIL, so threads suffice and the weights are shared.
 """
 
 from __future__ import annotations

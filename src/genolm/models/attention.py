@@ -77,9 +77,9 @@ def attend_in_blocks(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: to
     """Attention with the score matrix materialised for a few batch rows at a time.
 
     Same arguments and result as :func:`_attend`. Keys may outnumber queries (a cached prefix):
-    without a mask, query ``i`` sees keys up to ``i + S - T``. On a 2-core CPU scoring SNP
-    windows (~44 tokens, 8-wide heads) this is ~1.5x faster than the flash kernel for one
-    thread and raises end-to-end scoring by ~8%.
+    without a mask, query ``i`` sees keys up to ``i + S - T``. For short windows and narrow heads
+    (SNP windows of ~44 tokens, 8-wide heads) this beats the CPU flash kernel, which is bound by
+    per-head overhead (experiments/benchmarks/RESULTS.md).
     """
     b, h, t, d = q.shape
     s = k.shape[2]

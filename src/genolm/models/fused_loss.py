@@ -103,7 +103,7 @@ def _head_scratch(weight: torch.Tensor, dtype: torch.dtype, chunk: int) -> tuple
     """``(weight.T contiguous, [2, chunk, V] buffer)`` kept per thread across calls on CPU.
 
     Fresh multi-megabyte tensors page-fault on every call there (glibc hands them out by
-    ``mmap``); reusing them made batched variant scoring ~4% faster on a 2-core CPU. GPUs have
+    ``mmap``); reusing them makes batched variant scoring faster on CPU. GPUs have
     a caching allocator: a fresh pair each call (as for weights made in inference mode, which
     keep no version counter to tell a changed weight by).
     """
@@ -125,10 +125,9 @@ def token_log_probs(hidden: torch.Tensor, weight: torch.Tensor, target: torch.Te
     """``log p(target)`` per row of ``hidden @ weight.T`` (0 where ``target`` is -100), chunked.
 
     Inference only: the head runs against a contiguous copy of ``weight.T`` into a reused
-    ``chunk x V`` buffer and the normalisation is one fused log-softmax into a second one (on a
-    2-core CPU with a 64-wide hidden state this is ~1.4x faster than a matmul against the
-    transposed view followed by separate max, exp and sum passes; the chunk keeps the buffers
-    in cache).
+    ``chunk x V`` buffer and the normalisation is one fused log-softmax into a second one (faster
+    on CPU than a matmul against the transposed view followed by separate max, exp and sum
+    passes; the chunk keeps the buffers in cache; see experiments/benchmarks/profile_cpu.md).
     """
     out = torch.zeros(len(target), dtype=torch.float32, device=hidden.device)
     if not len(target):
