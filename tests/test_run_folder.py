@@ -81,8 +81,8 @@ def test_release_removes_only_bookkeeping_folders(tmp_path: Path) -> None:
         (folder / ".hydra").mkdir(parents=True)
         (folder / "t.log").write_text("log\n")
     (used / "metrics.json").write_text("{}")
-    assert run_folder.release_if_empty(empty, "t") and not (tmp_path / "logs").exists()
-    assert not run_folder.release_if_empty(used, "t") and (used / "metrics.json").is_file()
+    assert run_folder.release_if_empty(empty) and not (tmp_path / "logs").exists()
+    assert not run_folder.release_if_empty(used) and (used / "metrics.json").is_file()
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ from genolm.checkpoints import load_causal_lm, training_record
 from genolm.data.corpus import chunk_record
 from genolm.data.sequences import check_dna, iter_records
 from genolm.errors import GenolmError
-from genolm.inference.lm_bits import resolve_start
+from genolm.inference.lm_bits import start_from_record
 from genolm.io import write_json_atomic, write_tsv_atomic
 
 log = logging.getLogger("genolm.eval_lm")
@@ -73,7 +73,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     if not paths:
         raise GenolmError("fasta=[] names no file to score")
     record = training_record(cfg.ckpt_path)
-    start = resolve_start(cfg.start, cfg.ckpt_path)
+    start = start_from_record(cfg.start, record)
     model, tok = load_causal_lm(cfg.ckpt_path)
     ids, windows, skipped = tile_fasta(paths, cfg.window)
     if not windows:

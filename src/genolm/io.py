@@ -169,6 +169,20 @@ def write_json_atomic(path: str | Path, obj: Any) -> None:
         tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
 
 
+def write_text_atomic(path: str | Path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically."""
+    with atomic_file(path) as tmp:
+        tmp.write_text(text)
+
+
+def write_npz_atomic(path: str | Path, **arrays: Any) -> None:
+    """Write NumPy ``arrays`` as a compressed ``.npz`` to ``path`` atomically."""
+    import numpy as np
+
+    with atomic_file(path) as tmp, open(tmp, "wb") as handle:
+        np.savez_compressed(handle, **arrays)
+
+
 def write_tsv_atomic(frame, path: str | Path, float_format: str = "%.6g") -> None:
     """Write a pandas DataFrame as TSV atomically."""
     with atomic_file(path) as tmp:

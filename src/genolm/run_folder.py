@@ -34,6 +34,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from genolm.errors import GenolmError
+from genolm.io import write_json_atomic
 
 MARKER_DIR = ".genolm"
 _RANK_VARS = ("LOCAL_RANK", "NODE_RANK", "RANK", "SLURM_PROCID")
@@ -111,19 +112,18 @@ def claim(folder: str | Path, resume: bool = False) -> bool:
         fresh = False
     else:
         fresh = True
-    info = {"started": time.strftime("%Y-%m-%d %H:%M:%S"), "pid": os.getpid(),
-            "host": socket.gethostname(), "job": job}
-    tmp = record.with_name(f".run.json.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(info) + "\n")
-    os.replace(tmp, record)
+    write_json_atomic(record, {"started": time.strftime("%Y-%m-%d %H:%M:%S"), "pid": os.getpid(),
+                               "host": socket.gethostname(), "job": job})
     return fresh
 
 
 _BOOKKEEPING = {".hydra", MARKER_DIR}
 
 
-def release_if_empty(folder: str | Path, task_name: str | None = None) -> bool:
+def release_if_empty(folder: str | Path) -> bool:
     """Remove a run folder this run created when it holds only Hydra's and genolm's bookkeeping.
+
+    Bookkeeping: ``.hydra/``, ``.genolm/`` and Hydra's job log (``<job>.log``).
 
     Returns:
         Whether the folder was removed.
@@ -132,8 +132,7 @@ def release_if_empty(folder: str | Path, task_name: str | None = None) -> bool:
     folder = Path(folder)
     if not folder.is_dir():
         return False
-    extra = [p for p in folder.iterdir()
-             if p.name not in _BOOKKEEPING and not (p.suffix == ".log" and p.stem == (task_name or p.stem))]
+    extra = [p for p in folder.iterdir() if p.name not in _BOOKKEEPING and p.suffix != ".log"]
     if extra:
         return False
     handle = _held.pop(str(folder), None)

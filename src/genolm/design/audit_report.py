@@ -21,10 +21,10 @@ from omegaconf import DictConfig
 from genolm.design.audit import design_table, edit_table, gained_sites, summarize
 from genolm.design.motifs import Motif
 from genolm.interpret.ism import classifier_scorer, ism_hypothetical, one_hot, saturation_mutagenesis
-from genolm.interpret.logos import plot_attributions
+from genolm.interpret.logos import file_stem, plot_attributions
 from genolm.interpret.motifs import discover_motifs, jaspar_targets, match_motifs
 from genolm.interpret.pipeline import _MODISCO_KEYS
-from genolm.io import atomic_file, write_tsv_atomic
+from genolm.io import write_npz_atomic, write_text_atomic, write_tsv_atomic
 from genolm.sweep import markdown_table
 
 log = logging.getLogger("genolm.optimize")
@@ -36,8 +36,7 @@ def _logos(out: Path, ids: list[str], lengths: list[int], start_act: np.ndarray,
     folder.mkdir(exist_ok=True)
     paths = []
     for row, name in enumerate(ids[:n]):
-        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
-        path = folder / f"design{row + 1}_{safe}.png"
+        path = folder / f"design{row + 1}_{file_stem(name)}.png"
         plot_attributions({"start": start_act[row, : lengths[row]], "final": final_act[row, : lengths[row]]},
                           name, path)
         paths.append(str(path.relative_to(out)))
@@ -92,8 +91,7 @@ def write_markdown(path: Path, cfg: DictConfig, info: dict[str, Any], designs: p
     if motifs is not None:
         lines += ["", "## Motifs across the final designs (TF-MoDISco + TOMTOM)", "",
                   markdown_table(motifs) if len(motifs) else info.get("modisco_note") or "No pattern.", ""]
-    with atomic_file(path) as tmp:
-        Path(tmp).write_text("\n".join(lines) + "\n")
+    write_text_atomic(path, "\n".join(lines) + "\n")
 
 
 def run_audit(cfg: DictConfig, module, results: pd.DataFrame, pfms: list[Motif] | None, out: Path
@@ -120,11 +118,11 @@ def run_audit(cfg: DictConfig, module, results: pd.DataFrame, pfms: list[Motif] 
                                                 progress=False)
     start_effects, final_effects = effects[: len(ids)], effects[len(ids) :]
     info: dict[str, Any] = {"seconds": {"ism": time.perf_counter() - t0}}
-    with atomic_file(out / "audit_ism.npz") as tmp, open(tmp, "wb") as handle:
-        np.savez_compressed(handle, ids=np.array(ids), starts=np.array(starts), finals=np.array(finals),
-                            lengths=np.array([len(s) for s in starts]), start_effects=start_effects,
-                            final_effects=final_effects, start_reference=reference[: len(ids)],
-                            final_reference=reference[len(ids) :], bases=np.array(list("ACGT")))
+    write_npz_atomic(out / "audit_ism.npz", ids=np.array(ids), starts=np.array(starts),
+                     finals=np.array(finals), lengths=np.array([len(s) for s in starts]),
+                     start_effects=start_effects, final_effects=final_effects,
+                     start_reference=reference[: len(ids)], final_reference=reference[len(ids) :],
+                     bases=np.array(list("ACGT")))
     site_lists = None
     if pfms is not None and "gained" in results:
         site_lists = [gained_sites(f, [g for g in str(gained).split(";") if g and g != "nan"], pfms,

@@ -11,9 +11,9 @@ from tqdm.auto import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerFast, StoppingCriteria, StoppingCriteriaList
 
 from genolm.data.sequences import check_dna
-from genolm.data.tokenizers import bases_per_token, encode_many
+from genolm.data.tokenizers import bases_per_token
 from genolm.errors import GenolmError
-from genolm.inference.lm_bits import start_token
+from genolm.inference.lm_bits import start_rows, start_token
 from genolm.inference.pairs import pad_batch
 from genolm.inference.realism import gc_fraction
 from genolm.inference.scoring import forward_batch, resolve_device
@@ -122,13 +122,9 @@ def annotate(model: PreTrainedModel, tokenizer: PreTrainedTokenizerFast, sequenc
     """Table of sequences with length, GC share and log-likelihood given the ``start`` token."""
     max_pos = int(getattr(model.config, "max_position_embeddings", 1 << 30))
     dev = next(model.parameters()).device
-    first = start_token(tokenizer, start)
     lls = []
     for lo in range(0, len(sequences), batch_size):
-        chunk = [s.upper() for s in sequences[lo : lo + batch_size]]
-        rows = [[first, *r] for r in encode_many(tokenizer, chunk, False)]
-        if max(map(len, rows)) > max_pos:
-            raise GenolmError(f"a sequence tokenizes to more than the model's {max_pos} positions")
+        rows = start_rows(tokenizer, sequences[lo : lo + batch_size], start, max_pos)
         ids, mask = pad_batch(rows, tokenizer.pad_token_id)
         lls.append(forward_batch(model, ids.to(dev), mask.to(dev), "mean")[1].cpu().numpy())
     return pd.DataFrame({

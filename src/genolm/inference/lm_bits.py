@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -62,12 +63,33 @@ def resolve_start(start: str, model_path: str | Path) -> str:
     folder without a genolm run record, e.g. Mistral-DNA, trained on ``[CLS] seq [SEP]`` rows).
     Shared by ``genolm-eval-lm`` (scoring) and ``genolm-generate`` (sampling).
     """
+    return start_from_record(start, training_record(model_path) if start == "auto" else None)
+
+
+def start_from_record(start: str, record: dict[str, Any] | None) -> str:
+    """:func:`resolve_start` given the model's training record (already read) instead of its path."""
     if start != "auto":
         if start not in STARTS:
             raise GenolmError(f"start={start!r}: choose one of auto, {', '.join(STARTS)}")
         return start
-    record = training_record(model_path)
     return "sep" if record and record.get("packing", True) else "bos"
+
+
+def start_rows(tokenizer: PreTrainedTokenizerFast, seqs: Sequence[str], start: str,
+               max_positions: int | None, what: str = "sequence") -> list[list[int]]:
+    """Token ids of every sequence (upper-cased) after the ``start`` token (:func:`start_token`).
+
+    Raises:
+        GenolmError: a row is longer than ``max_positions`` (``None``: no limit).
+
+    """
+    first = start_token(tokenizer, start)
+    rows = [[first, *row] for row in encode_many(tokenizer, [s.upper() for s in seqs], False)]
+    longest = max(map(len, rows), default=0)
+    if max_positions is not None and longest > max_positions:
+        raise GenolmError(f"a {what} tokenizes to {longest} positions (with its start token), more "
+                          f"than the model's max_position_embeddings={max_positions}; use shorter {what}s")
+    return rows
 
 
 def dna_nll(logits: torch.Tensor, target: torch.Tensor, special: torch.Tensor, valid: torch.Tensor
@@ -111,13 +133,8 @@ def window_bits(model: PreTrainedModel, tokenizer: PreTrainedTokenizerFast, wind
     """
     if len(windows) == 0:
         raise GenolmError("no window to score")
-    first = start_token(tokenizer, start)
-    tokens = [[first, *row] for row in encode_many(tokenizer, [w.upper() for w in windows], False)]
-    limit = getattr(model.config, "max_position_embeddings", None)
-    longest = max(len(t) for t in tokens)
-    if limit is not None and longest > limit:
-        raise GenolmError(f"a window tokenizes to {longest} positions (with its start token), more "
-                          f"than the model's max_position_embeddings={limit}; use shorter windows")
+    tokens = start_rows(tokenizer, windows, start, getattr(model.config, "max_position_embeddings", None),
+                        "window")
     device = next(model.parameters()).device
     width = int(getattr(model.config, "vocab_size", None) or len(tokenizer))
     special = special_token_mask(tokenizer.all_special_ids, width).to(device)

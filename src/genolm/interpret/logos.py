@@ -10,6 +10,11 @@ import pandas as pd
 from genolm.interpret.ism import BASES
 
 
+def file_stem(name: str) -> str:
+    """``name`` made safe for a file name (anything but letters, digits, ``-_.`` becomes ``_``)."""
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+
+
 def information_matrix(ppm: np.ndarray, pseudocount: float = 1e-3) -> np.ndarray:
     """Letter heights of an information-content logo: ``p x (2 - H)`` bits per position."""
     p = (np.asarray(ppm, dtype=np.float64) + pseudocount)

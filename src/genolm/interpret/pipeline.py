@@ -31,10 +31,10 @@ from genolm.interpret.ism import (
     saturation_mutagenesis,
 )
 from genolm.interpret.ism_prefix import PrefixClassifierScorer, PrefixLMScorer, prefix_ism_supported
-from genolm.interpret.logos import plot_attributions, plot_motif_match
+from genolm.interpret.logos import file_stem, plot_attributions, plot_motif_match
 from genolm.interpret.motifs import discover_motifs, jaspar_targets, match_motifs
 from genolm.interpret.report import write_report
-from genolm.io import atomic_file, write_json_atomic, write_tsv_atomic
+from genolm.io import write_json_atomic, write_npz_atomic, write_tsv_atomic
 
 log = logging.getLogger("genolm.interpret")
 _MODISCO_KEYS = ("sliding_window_size", "flank_size", "max_seqlets_per_metacluster", "min_metacluster_size",
@@ -87,18 +87,12 @@ def check_lengths(tokenizer, ids: list[str], seqs: list[str], max_positions: int
                               f"the model's {max_positions} positions; use shorter sequences")
 
 
-def _save_npz(path: Path, **arrays: Any) -> None:
-    with atomic_file(path) as tmp, open(tmp, "wb") as handle:
-        np.savez_compressed(handle, **arrays)
-
-
 def _logos(out: Path, ids: list[str], order: np.ndarray, tracks: dict[str, np.ndarray], lengths: np.ndarray,
            n: int) -> list[tuple[str, str]]:
     images = []
     (out / "logos").mkdir(exist_ok=True)
     for rank, row in enumerate(order[:n], start=1):
-        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in ids[row])
-        path = out / "logos" / f"seq{rank}_{safe}.png"
+        path = out / "logos" / f"seq{rank}_{file_stem(ids[row])}.png"
         plot_attributions({k: v[row, : lengths[row]] for k, v in tracks.items()}, ids[row], path)
         images.append((ids[row], str(path.relative_to(out))))
     return images
@@ -185,7 +179,7 @@ def run(cfg: DictConfig) -> tuple[pd.DataFrame, dict[str, Any]]:
         effects, reference = saturation_mutagenesis(scorer, seqs, cfg.batch_size, ids, cfg.progress)
         info["seconds"]["ism"] = time.perf_counter() - t0
         info["ism_mutants_per_s"] = 3 * int(lengths.sum()) / info["seconds"]["ism"]
-        _save_npz(out / "ism.npz", ids=np.array(ids), sequences=np.array(seqs), lengths=lengths,
+        write_npz_atomic(out / "ism.npz", ids=np.array(ids), sequences=np.array(seqs), lengths=lengths,
                   effects=effects, reference=reference, bases=np.array(list("ACGT")))
         arrays["ism_actual"], arrays["ism_hypothetical"] = ism_hypothetical(effects, onehot)
         tracks["ISM (mean-centred effect at the observed base)"] = arrays["ism_actual"]
@@ -198,7 +192,7 @@ def run(cfg: DictConfig) -> tuple[pd.DataFrame, dict[str, Any]]:
         info["ig_delta_median_abs"] = float(np.median(np.abs(got["delta"])))
         arrays.update({f"ig_{k}": v for k, v in got.items()})
         tracks[f"IG ({info['ig_formulation']})"] = got.get("actual", onehot * got["per_base"][..., None])
-    _save_npz(out / "attributions.npz", **arrays)
+    write_npz_atomic(out / "attributions.npz", **arrays)
     if reference is None:
         reference = np.concatenate([scorer(seqs[lo : lo + cfg.batch_size])
                                     for lo in range(0, len(seqs), cfg.batch_size)])

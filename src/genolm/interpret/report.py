@@ -8,7 +8,7 @@ from typing import Any
 import pandas as pd
 from omegaconf import DictConfig
 
-from genolm.io import atomic_file
+from genolm.io import write_text_atomic
 
 
 def motif_summary(table: pd.DataFrame, q_threshold: float) -> pd.DataFrame:
@@ -71,5 +71,4 @@ def write_report(path: Path, cfg: DictConfig, info: dict[str, Any], table: pd.Da
     if images:
         lines += ["## Sequences the model scores highest", ""]
         lines += [f"![{name}]({img})" for name, img in images]
-    with atomic_file(path) as tmp:
-        tmp.write_text("\n".join(lines) + "\n")
+    write_text_atomic(path, "\n".join(lines) + "\n")
