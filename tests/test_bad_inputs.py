@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from conftest import CHR22, DATA, MISTRAL_TF0, compose_cfg, run_cli, tiny_overrides, write_fasta
 
-from genolm.pretrain import train as pretrain
+from genolm.pipelines.pretrain import train as pretrain
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

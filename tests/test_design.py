@@ -13,10 +13,10 @@ from conftest import DATA, MISTRAL_TF0, run_cli
 from genolm.design.algorithms import annealing, genetic, greedy
 from genolm.design.constraints import Constraints
 from genolm.design.motifs import Motif, hits, pfm_to_pwm, read_jaspar_pfm, scan
-from genolm.design.optimize import optimize
 from genolm.design.oracle import Oracle, classifier_oracle
+from genolm.design.search import search
 from genolm.errors import GenolmError
-from genolm.finetune import load_classifier
+from genolm.pipelines.finetune import load_classifier
 
 MOTIF = "TATAAT"
 
@@ -36,7 +36,7 @@ ALGOS = {"greedy": partial(greedy, rounds=8), "genetic": partial(genetic, rounds
 @pytest.mark.parametrize("name", list(ALGOS))
 def test_each_algorithm_finds_the_motif(name: str) -> None:
     oracle = Oracle(motif_score)
-    results, trajectory = optimize(oracle, STARTS, ALGOS[name], Constraints(max_edits=12), seed=0,
+    results, trajectory = search(oracle, STARTS, ALGOS[name], Constraints(max_edits=12), seed=0,
                                    progress=False)
     assert (results["final_score"] == 6).all(), results[["id", "final_score"]]
     assert all(MOTIF in s or "ATTATA" in s for s in results["final"])
@@ -49,7 +49,7 @@ def test_constraints_always_hold_and_seed_determinism(name: str) -> None:
     cons = Constraints(max_edits=4, gc_range=(0.6, 0.8), forbidden=["TATA"], max_homopolymer=3,
                        fixed=[0, 1, 2, 29])
     starts = ["GCGCATGCGCATGCGCATGCGCATGCGCAT", "CGCGTACGCGTACGCGTACGCGTACGCGTA"]  # GC 2/3
-    runs = [optimize(Oracle(motif_score), starts, ALGOS[name], cons, seed=s, progress=False)[0]
+    runs = [search(Oracle(motif_score), starts, ALGOS[name], cons, seed=s, progress=False)[0]
             for s in (1, 1)]
     assert (runs[0]["final_score"] > runs[0]["start_score"]).all()
     pd.testing.assert_frame_equal(runs[0], runs[1])
@@ -60,13 +60,13 @@ def test_constraints_always_hold_and_seed_determinism(name: str) -> None:
 
 
 def test_minimize_and_bad_constraints() -> None:
-    results, _ = optimize(Oracle(motif_score, maximize=False), ["TATAATGGGG"], partial(greedy, rounds=3),
+    results, _ = search(Oracle(motif_score, maximize=False), ["TATAATGGGG"], partial(greedy, rounds=3),
                           Constraints(), progress=False)
     assert results["start_score"][0] == 6 and results["final_score"][0] < 6
     with pytest.raises(GenolmError, match="GC range .* is empty"):
         Constraints(gc_range=(0.7, 0.3))
     with pytest.raises(GenolmError, match="already violates the constraints: contains forbidden motif"):
-        optimize(Oracle(motif_score), ["GGTATAATGG"], greedy, Constraints(forbidden=["TATAAT"]),
+        search(Oracle(motif_score), ["GGTATAATGG"], greedy, Constraints(forbidden=["TATAAT"]),
                  progress=False)
 
 

@@ -14,9 +14,9 @@ from torch.utils.data import TensorDataset
 
 from genolm.data.samplers import ResumableSampler, ShardSampler
 from genolm.errors import GenolmError
-from genolm.finetune import train as finetune
-from genolm.pretrain import build, train
-from genolm.trainer import accumulation
+from genolm.pipelines.finetune import train as finetune
+from genolm.pipelines.pretrain import build, train
+from genolm.training.trainer import accumulation
 
 TF1_MODEL = DATA / "models" / "Mistral-DNA-v1-1M-hg38-finetuned-tf1"
 

@@ -10,7 +10,7 @@ from conftest import DATA, run_cli, write_fasta
 
 from genolm.baselines.markov import MarkovChains
 from genolm.data.sequences import reverse_complement
-from genolm.pretrain import format_summary, train
+from genolm.pipelines.pretrain import format_summary, train
 
 YEAST = DATA / "yeast" / "R64-1-1_chrI_X_XIII_softmasked.fa.gz"
 

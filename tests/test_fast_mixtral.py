@@ -9,9 +9,9 @@ from conftest import MISTRAL_TF0
 from transformers import MixtralConfig, MixtralForCausalLM
 
 from genolm.models import attention as A
-from genolm.models.attention import attend_in_blocks as blocks
-from genolm.models.fast_mixtral import mixtral_hidden_states, mixtral_trunk
-from genolm.models.fused_loss import linear_cross_entropy, token_log_probs
+from genolm.models.fast.attention import attend_in_blocks as blocks
+from genolm.models.fast.fused_loss import linear_cross_entropy, token_log_probs
+from genolm.models.fast.mixtral import mixtral_hidden_states, mixtral_trunk
 from genolm.modules.causal_lm import CausalLMModule
 
 SHAPES = {  # hidden, heads, kv heads, experts, top-k
@@ -185,7 +185,7 @@ def test_module_fast_and_transformers_paths_give_the_same_step() -> None:
 
 def test_bf16_mixed_training_with_clipping_and_both_paths(tiny_cfg) -> None:
     """bf16 autocast + gradient clipping trains (fused AdamW would be refused by Lightning)."""
-    from genolm.pretrain import train
+    from genolm.pipelines.pretrain import train
 
     losses = {}
     for fast in ("true", "false"):

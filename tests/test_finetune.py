@@ -12,9 +12,10 @@ from conftest import DATA, compose_cfg, run_cli, tiny_overrides
 from transformers import AutoModelForSequenceClassification
 
 from genolm.checkpoints import safe_load
-from genolm.finetune import evaluate, train
 from genolm.modules.classifier import SequenceClassifierModule
-from genolm.pretrain import train as pretrain
+from genolm.pipelines.evaluate import evaluate
+from genolm.pipelines.finetune import train
+from genolm.pipelines.pretrain import train as pretrain
 
 MODELS = DATA / "models"
 TF0_MODEL = MODELS / "Mistral-DNA-v1-1M-hg38-finetuned-tf0"

@@ -14,8 +14,8 @@ from conftest import DATA, run_cli, tiny_lm, write_fasta
 from genolm.checkpoints import export_hf, load_causal_lm
 from genolm.data.tokenizers import char, pretrained
 from genolm.errors import GenolmError
-from genolm.inference.generation import generate_dna
-from genolm.inference.realism import MarkovChain, NoveltyIndex, jsd, kmer_spectrum, reverse_complement
+from genolm.generation.realism import MarkovChain, NoveltyIndex, jsd, kmer_spectrum, reverse_complement
+from genolm.generation.sampling import generate_dna
 
 
 @pytest.fixture(scope="module", params=["char", "bpe"])

@@ -17,12 +17,12 @@ from genolm.checkpoints import (
     safe_load,
 )
 from genolm.errors import GenolmError
-from genolm.finetune import train as finetune
-from genolm.inference.variants import read_vcf_windows
 from genolm.models.classifier import classifier_from_pretrained
 from genolm.modules.causal_lm import CausalLMModule
-from genolm.pretrain import train as pretrain
-from genolm.resume import AtomicCheckpointIO, check_same_shapes
+from genolm.pipelines.finetune import train as finetune
+from genolm.pipelines.pretrain import train as pretrain
+from genolm.scoring.variants import read_vcf_windows
+from genolm.training.resume import AtomicCheckpointIO, check_same_shapes
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -11,7 +11,7 @@ from transformers import MixtralConfig, MixtralForCausalLM, MixtralForSequenceCl
 from genolm.checkpoints import load_classifier
 from genolm.data.labeled import read_labeled_csv
 from genolm.data.tokenizers import char
-from genolm.inference.scoring import sequence_log_likelihood
+from genolm.inference.batches import sequence_log_likelihood
 from genolm.interpret.gradients import (
     base_token_ids,
     classifier_integrated_gradients,

@@ -11,8 +11,8 @@ from conftest import DATA, compose_cfg
 from genolm.interpret.gradients import onehot_integrated_gradients
 from genolm.interpret.ism import ism_hypothetical, one_hot, saturation_mutagenesis
 from genolm.interpret.motifs import jaspar_targets
-from genolm.interpret.pipeline import motif_outputs
 from genolm.interpret.report import write_report
+from genolm.pipelines.interpret import motif_outputs
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 PLANTED = "REST"  # MA0138.2, 21 b: distinctive among the 838 vertebrate motifs

@@ -27,7 +27,7 @@ from genolm.interpret.ism_prefix import (
     prefix_groups,
     prefix_ism_supported,
 )
-from genolm.models.fast_mixtral import mixtral_trunk
+from genolm.models.fast.mixtral import mixtral_trunk
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

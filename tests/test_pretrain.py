@@ -12,7 +12,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from genolm.checkpoints import load_causal_lm_module
 from genolm.errors import GenolmError
-from genolm.pretrain import build, train
+from genolm.pipelines.pretrain import build, train
 
 
 def test_val_loss_falls_and_outputs_written(tiny_cfg) -> None:

@@ -15,8 +15,8 @@ import torch
 from conftest import compose_cfg, run_cli, tiny_overrides
 
 from genolm.errors import GenolmError
-from genolm.pretrain import train
-from genolm.resume import AtomicCheckpointIO, resolve_ckpt_path
+from genolm.pipelines.pretrain import train
+from genolm.training.resume import AtomicCheckpointIO, resolve_ckpt_path
 
 # constant learning rate: a run's trajectory must not depend on its max_steps (the killed run
 # is given far more steps than the runs it is compared with)

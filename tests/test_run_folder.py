@@ -14,7 +14,7 @@ from omegaconf import OmegaConf
 
 from genolm import run_folder
 from genolm.errors import GenolmError
-from genolm.pretrain import train as pretrain
+from genolm.pipelines.pretrain import train as pretrain
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -15,13 +15,14 @@ from sklearn.metrics import roc_auc_score
 from genolm.checkpoints import export_hf
 from genolm.data.tokenizers import pretrained
 from genolm.errors import GenolmError
-from genolm.inference.pairs import forward_pairs, pad_batch, shared_prefix_length
+from genolm.inference.batches import forward_batch, pad_batch, pool
 from genolm.inference.parallel import cpu_workers, map_batches
-from genolm.inference.report import auroc, group_report
-from genolm.inference.scoring import forward_batch, pool, score_pairs_one_by_one, score_variants
-from genolm.inference.variants import read_fasta_pairs, read_table_pairs, read_vcf_windows
-from genolm.models.fast_mixtral import mixtral_hidden_states
-from genolm.models.fused_loss import token_log_probs
+from genolm.models.fast.fused_loss import token_log_probs
+from genolm.models.fast.mixtral import mixtral_hidden_states
+from genolm.scoring.effects import score_pairs_one_by_one, score_variants
+from genolm.scoring.pairs import forward_pairs, shared_prefix_length
+from genolm.scoring.report import auroc, group_report
+from genolm.scoring.variants import read_fasta_pairs, read_table_pairs, read_vcf_windows
 
 SNP = DATA / "SNP"
 

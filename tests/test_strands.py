@@ -22,11 +22,12 @@ from genolm.data.sequences import reverse_complement
 from genolm.data.tokenizers import char, pretrained
 from genolm.design.oracle import classifier_oracle
 from genolm.errors import GenolmError
-from genolm.finetune import evaluate, train
 from genolm.inference.strands import STRANDS, average_strands, on_strands, strand_views
-from genolm.inference.variants import read_fasta_pairs
-from genolm.optimize import build_oracle
-from genolm.score import run as score_run
+from genolm.pipelines.evaluate import evaluate
+from genolm.pipelines.finetune import train
+from genolm.pipelines.optimize import build_oracle
+from genolm.pipelines.score import run as score_run
+from genolm.scoring.variants import read_fasta_pairs
 
 TF0 = DATA / "GUE" / "tf" / "0"
 TF1_MODEL = DATA / "models" / "Mistral-DNA-v1-1M-hg38-finetuned-tf1"

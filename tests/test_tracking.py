@@ -13,8 +13,8 @@ from omegaconf import OmegaConf
 from wandb_records import read_run, records
 
 from genolm.errors import GenolmError
-from genolm.pretrain import train
-from genolm.tracking import wandb_mode
+from genolm.pipelines.pretrain import train
+from genolm.training.tracking import wandb_mode
 
 
 def _sweep_overrides(root: Path, cache: Path) -> list[str]:
@@ -55,7 +55,7 @@ def test_wandb_mode_online_without_key_falls_back_to_offline(tmp_path: Path, mon
     monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
     monkeypatch.setenv("WANDB_MODE", "offline")  # restored afterwards: wandb_mode() exports its choice
-    with caplog.at_level(logging.WARNING, logger="genolm.tracking"):
+    with caplog.at_level(logging.WARNING, logger="genolm.training.tracking"):
         assert wandb_mode("online") == "offline"
     assert "no API key is configured" in caplog.text
     monkeypatch.setenv("WANDB_API_KEY", "x" * 40)
@@ -104,7 +104,7 @@ def test_sbatch_example_overrides_compose() -> None:
         overrides.append(arg.replace('"', ""))
     cfg = compose_cfg("pretrain", overrides)
     assert cfg.trainer.strategy == "ddp" and cfg.logger.wandb.id == "slurm-77"
-    from genolm.trainer import accumulation
+    from genolm.training.trainer import accumulation
 
     assert accumulation(cfg.global_batch_size, cfg.data.batch_size, cfg.trainer.devices,
                         cfg.trainer.num_nodes) == 2

@@ -14,7 +14,7 @@ import lightning as L
 from common import Clock, emit, flops_per_token, prepared_data, pretrain_cfg
 from omegaconf import OmegaConf
 
-from genolm.pretrain import train
+from genolm.pipelines.pretrain import train
 
 BLOCK = 64
 

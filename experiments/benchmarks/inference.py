@@ -1,12 +1,12 @@
 """Benchmark worker: batched inference vs a per-sequence loop (the course's way), same model.
 
-- scoring: :func:`genolm.inference.scoring.score_variants` (batches of 128 pairs of similar
+- scoring: :func:`genolm.scoring.effects.score_variants` (batches of 128 pairs of similar
   length, shared-prefix pass over the fast Mixtral trunk, head on real tokens only, batches
   side by side on the CPU cores) vs :func:`score_pairs_one_by_one` (one transformers forward
   per sequence), on the course's SNP pairs; once with every score (the head runs for the
   likelihoods) and once with the embedding distances only (the course's own score; both
   sides then skip the head);
-- generation: :func:`genolm.inference.generation.generate_dna` batched with KV cache vs one
+- generation: :func:`genolm.generation.sampling.generate_dna` batched with KV cache vs one
   sequence at a time without cache;
 - optimization oracle: a finetuned classifier, genolm's oracle on batches of 512 vs
   transformers' forward on one sequence per call.
@@ -27,10 +27,10 @@ from transformers import MixtralForCausalLM
 from genolm.data.labeled import read_labeled_csv
 from genolm.data.tokenizers import pretrained
 from genolm.design.oracle import classifier_oracle
-from genolm.finetune import load_classifier
-from genolm.inference.generation import generate_dna
-from genolm.inference.scoring import score_pairs_one_by_one, score_variants
-from genolm.inference.variants import read_fasta_pairs
+from genolm.generation.sampling import generate_dna
+from genolm.pipelines.finetune import load_classifier
+from genolm.scoring.effects import score_pairs_one_by_one, score_variants
+from genolm.scoring.variants import read_fasta_pairs
 
 TF0 = "models/Mistral-DNA-v1-1M-hg38-finetuned-tf0"
 

@@ -21,11 +21,11 @@ from torch.profiler import ProfilerActivity, profile
 from transformers import MixtralForCausalLM
 
 from genolm.data.tokenizers import pretrained
-from genolm.inference.scoring import score_pairs_one_by_one, score_variants
-from genolm.inference.variants import read_fasta_pairs
-from genolm.models.fast_mixtral import mixtral_hidden_states
-from genolm.models.fused_loss import linear_cross_entropy
+from genolm.models.fast.fused_loss import linear_cross_entropy
+from genolm.models.fast.mixtral import mixtral_hidden_states
 from genolm.models.mixtral import build_causal_lm, mixtral_config
+from genolm.scoring.effects import score_pairs_one_by_one, score_variants
+from genolm.scoring.variants import read_fasta_pairs
 
 
 def course_step(net, ids: torch.Tensor) -> torch.Tensor:

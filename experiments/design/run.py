@@ -19,10 +19,10 @@ import transformers
 from genolm.data.labeled import read_labeled_csv
 from genolm.design.algorithms import annealing, genetic, greedy
 from genolm.design.constraints import Constraints
-from genolm.design.optimize import optimize
 from genolm.design.oracle import Oracle, classifier_oracle
-from genolm.finetune import load_classifier
-from genolm.sweep import markdown_table
+from genolm.design.search import search
+from genolm.io import markdown_table
+from genolm.pipelines.finetune import load_classifier
 
 ALGORITHMS = {"greedy": partial(greedy, rounds=10),
               "genetic": partial(genetic, rounds=10, population=64, mutation_rate=0.02),
@@ -58,7 +58,7 @@ def main() -> None:
     for name, algorithm in ALGORITHMS.items():
         oracle = Oracle(score, batch_size=512)
         t0 = time.perf_counter()
-        results, trajectory = optimize(oracle, starts["sequence"].tolist(), algorithm,
+        results, trajectory = search(oracle, starts["sequence"].tolist(), algorithm,
                                        Constraints(max_edits=10), starts["id"].tolist(), seed=0)
         seconds = time.perf_counter() - t0
         trajectories.append(trajectory.assign(algorithm=name))

@@ -27,11 +27,11 @@ import torch
 import transformers
 
 from genolm.checkpoints import load_causal_lm
-from genolm.generate import read_dna
-from genolm.inference.generation import generate_dna
-from genolm.inference.generation_report import KS, baselines, plot_realism, real_windows, realism_table
+from genolm.generation.realism import NoveltyIndex
+from genolm.generation.report import KS, baselines, plot_realism, real_windows, realism_table
+from genolm.generation.sampling import generate_dna
 from genolm.inference.lm_bits import resolve_start
-from genolm.inference.realism import NoveltyIndex
+from genolm.pipelines.generate import read_dna
 
 TEMPERATURES = (0.7, 0.9, 0.95, 1.0, 1.05, 1.3)
 YEAST = "yeast/R64-1-1_chrI_X_XIII_softmasked.fa.gz"

@@ -18,11 +18,11 @@ from pathlib import Path
 import torch
 
 from genolm.checkpoints import load_causal_lm
-from genolm.generate import read_dna
-from genolm.inference.generation import generate_dna
-from genolm.inference.generation_report import real_windows
+from genolm.generation.realism import jsd, kmer_spectrum
+from genolm.generation.report import real_windows
+from genolm.generation.sampling import generate_dna
 from genolm.inference.lm_bits import STARTS, total_bits_per_base, window_bits
-from genolm.inference.realism import jsd, kmer_spectrum
+from genolm.pipelines.generate import read_dna
 
 YEAST = "yeast/R64-1-1_chrI_X_XIII_softmasked.fa.gz"
 STRETCHES = ((0, 20), (20, 100), (100, 200))

@@ -16,7 +16,7 @@ import pandas as pd
 import torch
 import transformers
 
-from genolm.sweep import markdown_table
+from genolm.io import markdown_table
 
 ANCHORS = {  # test MCC; Mistral-DNA-1M checkpoints measured here, DNABERT-2 from its paper
     "tf0": (0.507, 0.720), "tf1": (0.588, 0.761), "prom_core_all": (0.541, 0.694),

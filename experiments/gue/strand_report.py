@@ -26,7 +26,8 @@ import pandas as pd
 import torch
 import transformers
 
-from genolm.sweep import collect, markdown_table
+from genolm.io import markdown_table
+from genolm.training.sweep import collect
 
 N_BOOT, SEED = 2000, 0
 

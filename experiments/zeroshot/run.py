@@ -18,9 +18,10 @@ import torch
 import transformers
 
 from genolm.checkpoints import load_causal_lm
-from genolm.inference.report import group_report, markdown_report, plot_groups
-from genolm.inference.scoring import POOLINGS, score_pairs_one_by_one, score_variants
-from genolm.inference.variants import read_fasta_pairs
+from genolm.inference.batches import POOLINGS
+from genolm.scoring.effects import score_pairs_one_by_one, score_variants
+from genolm.scoring.report import group_report, markdown_report, plot_groups
+from genolm.scoring.variants import read_fasta_pairs
 
 SCORES = ["l2", "cosine", "llr"]
 

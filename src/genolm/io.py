@@ -13,9 +13,12 @@ import shutil
 import socket
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from genolm.errors import GenolmError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 log = logging.getLogger("genolm.io")
 
@@ -195,3 +198,12 @@ def write_fasta_atomic(records, path: str | Path, width: int = 60) -> None:
         for header, seq in records:
             lines = (seq[i : i + width] + "\n" for i in range(0, len(seq), width))
             handle.write(f">{header}\n" + "".join(lines))
+
+
+def markdown_table(table: pd.DataFrame) -> str:
+    """Render a DataFrame as a GitHub markdown table (floats with 4 decimals)."""
+    cols = list(table.columns)
+    lines = ["| " + " | ".join(map(str, cols)) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(f"{v:.4f}" if isinstance(v, float) else str(v) for v in row) + " |"
+              for row in table.itertuples(index=False)]
+    return "\n".join(lines) + "\n"

@@ -8,6 +8,7 @@ import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from Bio.SeqIO.FastaIO import SimpleFastaParser
 
@@ -141,3 +142,19 @@ def iter_records(path: str | Path) -> Iterator[tuple[str, str]]:
         yield from iter_table(path)
     else:
         yield from iter_fasta(path)
+
+
+BASES = "ACGT"
+_CODE = np.full(256, 255, dtype=np.uint8)
+for _i, _b in enumerate(BASES):
+    _CODE[ord(_b)] = _i
+
+
+def encode_dna(seq: str) -> np.ndarray:
+    """Bases as codes 0-3 (A C G T); anything else becomes 255."""
+    return _CODE[np.frombuffer(seq.upper().encode(), dtype=np.uint8)]
+
+
+def gc_fraction(seq: str) -> float:
+    """GC share of one sequence (0 for an empty one)."""
+    return (seq.count("G") + seq.count("C")) / max(1, len(seq))

@@ -1,1 +1,1 @@
-"""Sequence design: oracles, constraints, search algorithms and motif scans."""
+"""Lab 5, design: oracles, constraints, search algorithms, motif scans and the design audit."""

@@ -10,10 +10,9 @@ import math
 
 import numpy as np
 
+from genolm.data.sequences import BASES
 from genolm.design.constraints import Constraints
 from genolm.design.oracle import Oracle
-
-BASES = "ACGT"
 
 
 def substitutions(seq: str, fixed: set[int]) -> list[str]:

@@ -17,8 +17,8 @@ import numpy as np
 import pandas as pd
 from scipy.stats import rankdata
 
+from genolm.data.sequences import BASES
 from genolm.design.motifs import Motif, hits, sites
-from genolm.interpret.ism import BASES
 
 
 def edited_positions(start: str, final: str) -> np.ndarray:

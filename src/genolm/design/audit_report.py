@@ -22,12 +22,10 @@ from genolm.design.audit import design_table, edit_table, gained_sites, summariz
 from genolm.design.motifs import Motif
 from genolm.interpret.ism import classifier_scorer, ism_hypothetical, one_hot, saturation_mutagenesis
 from genolm.interpret.logos import file_stem, plot_attributions
-from genolm.interpret.motifs import discover_motifs, jaspar_targets, match_motifs
-from genolm.interpret.pipeline import _MODISCO_KEYS
-from genolm.io import write_npz_atomic, write_text_atomic, write_tsv_atomic
-from genolm.sweep import markdown_table
+from genolm.interpret.motifs import MODISCO_KEYS, discover_motifs, jaspar_targets, match_motifs
+from genolm.io import markdown_table, write_npz_atomic, write_text_atomic, write_tsv_atomic
 
-log = logging.getLogger("genolm.optimize")
+log = logging.getLogger("genolm.pipelines.optimize")
 
 
 def _logos(out: Path, ids: list[str], lengths: list[int], start_act: np.ndarray, final_act: np.ndarray,
@@ -55,7 +53,7 @@ def discover(finals: list[str], hypothetical: np.ndarray, cfg: DictConfig, out: 
     settings, note = cfg.audit.modisco_settings, ""
     try:
         patterns = discover_motifs(one_hot(finals), hypothetical, settings.trim,
-                                   **{k: settings[k] for k in _MODISCO_KEYS})
+                                   **{k: settings[k] for k in MODISCO_KEYS})
     except ValueError as err:  # e.g. "Sample weights must contain at least one non-zero number."
         patterns, note = [], f"TF-MoDISco stopped ({err}); too few seqlets in {len(finals)} designs"
         log.warning("audit: %s", note)
@@ -96,7 +94,7 @@ def write_markdown(path: Path, cfg: DictConfig, info: dict[str, Any], designs: p
 
 def run_audit(cfg: DictConfig, module, results: pd.DataFrame, pfms: list[Motif] | None, out: Path
               ) -> dict[str, Any]:
-    """Audit every design of ``results`` (``genolm.optimize.run``'s table); write the audit files.
+    """Audit every design of ``results`` (``genolm.pipelines.optimize.run``'s table); write the audit files.
 
     Args:
         cfg: the optimize config (``oracle``, ``audit``, ``motifs``, ``batch_size``, ``device``, ``seed``).

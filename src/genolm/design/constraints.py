@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from genolm.data.sequences import gc_fraction
 from genolm.errors import GenolmError
-from genolm.inference.realism import gc_fraction
 
 
 @dataclass

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
+from genolm.data.sequences import encode_dna
 from genolm.errors import GenolmError
-from genolm.inference.realism import encode_dna
 
 
 @dataclass

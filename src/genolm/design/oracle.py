@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from genolm.errors import GenolmError
-from genolm.inference.scoring import encode, forward_batch, resolve_device
+from genolm.inference.batches import encode, forward_batch, resolve_device
 from genolm.inference.strands import check_strand, on_strands
 from genolm.models.classifier import classifier_logits
 

@@ -1,1 +1,1 @@
-"""Inference as plain functions over an ``nn.Module`` and tensors, returning DataFrames."""
+"""Shared by every lab: batches of DNA windows through a model (tokenize, pad, pool, forward), bits per base, strands, CPU batch parallelism."""

@@ -23,7 +23,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerFast
 from genolm.checkpoints import training_record
 from genolm.data.tokenizers import bases_per_token, encode_many
 from genolm.errors import GenolmError
-from genolm.inference.pairs import pad_batch
+from genolm.inference.batches import pad_batch
 
 STARTS = ("sep", "bos")
 LN2 = float(np.log(2.0))

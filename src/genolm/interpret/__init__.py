@@ -9,5 +9,5 @@ Library functions work on plain models, score functions and arrays:
 * :func:`genolm.interpret.motifs.discover_motifs` (TF-MoDISco) and
   :func:`genolm.interpret.motifs.match_motifs` (TOMTOM against JASPAR, p/q-values, factors).
 
-``genolm-interpret`` (:func:`genolm.interpret.pipeline.run`) chains them for a checkpoint.
+``genolm-interpret`` (:func:`genolm.pipelines.interpret.run`) chains them for a checkpoint.
 """

@@ -27,10 +27,10 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from genolm.data.sequences import BASES
 from genolm.errors import GenolmError
-from genolm.inference.scoring import encode, forward_batch, resolve_device
+from genolm.inference.batches import encode, forward_batch, resolve_device
 
-BASES = "ACGT"
 ScoreFn = Callable[[list[str]], np.ndarray]
 _INDEX = {b: i for i, b in enumerate(BASES)}
 

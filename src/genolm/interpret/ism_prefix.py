@@ -3,10 +3,10 @@
 A single-base substitution changes a sequence's BPE tokenization only from some token on; in a
 causal model every position before that token has the same keys and values in the mutant as in
 the reference. :class:`PrefixClassifierScorer` therefore runs the reference once through
-:func:`genolm.models.fast_mixtral.mixtral_trunk`, keeps its per-layer keys and values, sorts the
+:func:`genolm.models.fast.mixtral.mixtral_trunk`, keeps its per-layer keys and values, sorts the
 mutants by their first differing token and runs each group of them only from the group's
 smallest first differing token on, attending to the reference's cached prefix (the idea of
-:func:`genolm.inference.pairs.forward_pairs`, one reference for many alternatives). A classifier's
+:func:`genolm.scoring.pairs.forward_pairs`, one reference for many alternatives). A classifier's
 score is read at the last real token, which every mutant runs itself (the last layer runs its
 queries and experts there only: ``mixtral_trunk(last=...)``). Effects equal the generic
 path to float32 rounding (``tests/test_ism_prefix.py``).
@@ -24,11 +24,10 @@ from transformers import MixtralForCausalLM, MixtralForSequenceClassification
 
 from genolm.data.tokenizers import encode_many
 from genolm.errors import GenolmError
-from genolm.inference.pairs import pad_batch
-from genolm.inference.scoring import resolve_device
+from genolm.inference.batches import pad_batch, resolve_device
 from genolm.models.classifier import classifier_logits
-from genolm.models.fast_mixtral import mixtral_trunk
-from genolm.models.fused_loss import token_log_probs
+from genolm.models.fast.fused_loss import token_log_probs
+from genolm.models.fast.mixtral import mixtral_trunk
 
 GROUP_ROWS = 64  # mutants per trunk call: larger wastes more of the prefix, smaller costs more calls
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from genolm.interpret.ism import BASES
+from genolm.data.sequences import BASES
 
 
 def file_stem(name: str) -> str:

@@ -21,9 +21,13 @@ import numpy as np
 import pandas as pd
 from scipy.stats import false_discovery_control
 
+from genolm.data.sequences import BASES
 from genolm.design.motifs import read_jaspar_pfm
 from genolm.errors import GenolmError
-from genolm.interpret.ism import BASES
+
+# modisco-lite settings that genolm-interpret and the design audit pass through
+MODISCO_KEYS = ("sliding_window_size", "flank_size", "max_seqlets_per_metacluster", "min_metacluster_size",
+                 "final_min_cluster_size", "n_leiden_runs")
 
 
 @dataclass

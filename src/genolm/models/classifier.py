@@ -22,7 +22,7 @@ from genolm.checkpoints import safe_load
 from genolm.data.tokenizers import tokenizer_from_state
 from genolm.errors import GenolmError
 from genolm.io import model_source
-from genolm.models.fast_mixtral import mixtral_trunk
+from genolm.models.fast.mixtral import mixtral_trunk
 
 log = logging.getLogger(__name__)
 MODES = ("full", "lora", "probe")
@@ -128,7 +128,7 @@ def classifier_logits(net: nn.Module, input_ids: torch.Tensor, mask: torch.Tenso
     """Class logits ``[B, labels]`` of a sequence classifier on a right-padded batch.
 
     With ``fast`` and a plain ``MixtralForSequenceClassification`` (not LoRA-wrapped) the trunk
-    runs through :func:`genolm.models.fast_mixtral.mixtral_trunk` and the head scores the last
+    runs through :func:`genolm.models.fast.mixtral.mixtral_trunk` and the head scores the last
     real token, as transformers does (same numbers; trailing pads need no mask).
     """
     if fast and type(net) is MixtralForSequenceClassification:

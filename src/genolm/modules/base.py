@@ -14,7 +14,7 @@ import lightning as L
 from transformers import PreTrainedTokenizerFast
 
 from genolm.data.tokenizers import tokenizer_from_state, tokenizer_state
-from genolm.modules.optim import adamw, warmup_decay
+from genolm.modules.optimizers import adamw, warmup_decay
 
 log = logging.getLogger("genolm.modules")
 

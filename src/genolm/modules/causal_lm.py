@@ -13,8 +13,8 @@ from torchmetrics import SumMetric
 from transformers import PreTrainedTokenizerFast
 
 from genolm.inference.lm_bits import dna_nll, special_token_mask
-from genolm.models.fast_mixtral import mixtral_hidden_states
-from genolm.models.fused_loss import linear_cross_entropy
+from genolm.models.fast.fused_loss import linear_cross_entropy
+from genolm.models.fast.mixtral import mixtral_hidden_states
 from genolm.models.mixtral import build_causal_lm, mixtral_config
 from genolm.modules.base import GenolmModule
 
@@ -50,10 +50,10 @@ class CausalLMModule(GenolmModule):
     Args:
         arch: Mixtral architecture keys (see ``conf/model``).
         vocab_size, pad_token_id, bos_token_id, eos_token_id: from the tokenizer.
-        optimizer: keyword arguments of :func:`genolm.modules.optim.adamw`.
-        scheduler: keyword arguments of :func:`genolm.modules.optim.warmup_decay`.
-        fast: compute the loss with :func:`genolm.models.fast_mixtral.mixtral_hidden_states`
-            and :func:`genolm.models.fused_loss.linear_cross_entropy` (same parameters, same
+        optimizer: keyword arguments of :func:`genolm.modules.optimizers.adamw`.
+        scheduler: keyword arguments of :func:`genolm.modules.optimizers.warmup_decay`.
+        fast: compute the loss with :func:`genolm.models.fast.mixtral.mixtral_hidden_states`
+            and :func:`genolm.models.fast.fused_loss.linear_cross_entropy` (same parameters, same
             numbers, less time and memory). ``False`` uses transformers' forward; FSDP, which
             gathers parameters in module hooks, always does.
 

@@ -29,7 +29,7 @@ class SequenceClassifierModule(GenolmModule):
         mode: ``full``, ``lora`` or ``probe``.
         new_head: start from a fresh head even if ``init_from`` holds a fitting one.
         lora: LoRA settings (``r``, ``alpha``, ``dropout``, ``target_modules``).
-        optimizer, scheduler: see :mod:`genolm.modules.optim`.
+        optimizer, scheduler: see :mod:`genolm.modules.optimizers`.
         hf_config: set automatically; when given (reloading a checkpoint) the network is rebuilt
             from it instead of reading ``init_from``.
 

@@ -7,20 +7,22 @@ import time
 from pathlib import Path
 from typing import Any
 
+import hydra
 import pandas as pd
 from omegaconf import DictConfig
 
 from genolm.checkpoints import load_causal_lm
+from genolm.config_schema import GenerateConfig
 from genolm.data.sequences import iter_records
 from genolm.errors import GenolmError
-from genolm.inference.generation import generate_dna
-from genolm.inference.generation_report import baselines, plot_realism, real_windows, realism_table
+from genolm.generation.realism import NoveltyIndex
+from genolm.generation.report import baselines, plot_realism, real_windows, realism_table
+from genolm.generation.sampling import generate_dna
 from genolm.inference.lm_bits import resolve_start
-from genolm.inference.realism import NoveltyIndex
-from genolm.io import write_fasta_atomic, write_json_atomic, write_tsv_atomic
-from genolm.sweep import markdown_table
+from genolm.io import markdown_table, write_fasta_atomic, write_json_atomic, write_tsv_atomic
+from genolm.utils import config_dir, report_errors
 
-log = logging.getLogger("genolm.generate")
+log = logging.getLogger("genolm.pipelines.generate")
 
 
 def read_dna(paths: list[str], records: list[str] | None) -> list[str]:
@@ -75,3 +77,22 @@ def run(cfg: DictConfig) -> tuple[pd.DataFrame, dict[str, Any]]:
         info["report"] = report(cfg, table["sequence"].tolist(), out, start_tok).to_dict(orient="records")
     write_json_atomic(out / "metrics.json", info)
     return table, info
+
+
+@hydra.main(version_base="1.3", config_path=config_dir(), config_name="generate")
+@report_errors(GenerateConfig)
+def main(cfg: DictConfig) -> None:
+    """Generate and print throughput and the JSD-vs-baselines line."""
+    table, info = run(cfg)
+    print(f"{info['n']} sequences of {cfg.length} b in {info['seconds']:.1f} s "
+          f"({info['bases_per_s']:.0f} bases/s, sampled after the {info['start']} token); "
+          f"mean GC {table['gc'].mean():.3f}")
+    for row in info.get("report", []):
+        novelty = row.get("longest_match_median")
+        print(f"{row['set']:>10}: JSD k=4 {row['jsd_k4']:.4f}  k=6 {row['jsd_k6']:.4f}  "
+              f"GC KS {row['gc_ks']:.3f}" + (f"  longest match median {novelty:.0f} b" if novelty else ""))
+    print(f"generated.fa, generated.tsv in {cfg.paths.output_dir}")
+
+
+if __name__ == "__main__":
+    main()

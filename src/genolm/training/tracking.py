@@ -20,7 +20,7 @@ from lightning.pytorch.loggers import WandbLogger
 
 from genolm.errors import GenolmError
 
-log = logging.getLogger("genolm.tracking")
+log = logging.getLogger("genolm.training.tracking")
 MODES = ("online", "offline", "disabled")
 
 

@@ -8,14 +8,13 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from genolm.data.sequences import check_dna
+from genolm.data.sequences import check_dna, gc_fraction
 from genolm.design.constraints import Constraints
 from genolm.design.oracle import Oracle
 from genolm.errors import GenolmError
-from genolm.inference.realism import gc_fraction
 
 
-def optimize(oracle: Oracle, seqs: Sequence[str], algorithm: Callable[..., list[dict]],
+def search(oracle: Oracle, seqs: Sequence[str], algorithm: Callable[..., list[dict]],
              constraints: Constraints, ids: Sequence[str] | None = None, seed: int = 0,
              progress: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Design from each start sequence (lengths may differ; each start is optimised alone).

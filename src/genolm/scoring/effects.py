@@ -19,73 +19,15 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
-from transformers import MixtralForCausalLM, PreTrainedModel, PreTrainedTokenizerFast
+from transformers import PreTrainedModel, PreTrainedTokenizerFast
 
 from genolm.data.tokenizers import encode_many
 from genolm.errors import GenolmError
-from genolm.inference.pairs import fast_pairs_supported, forward_pairs, pad_batch
+from genolm.inference.batches import POOLINGS, encode, forward_batch, pad_batch, pool, resolve_device
 from genolm.inference.parallel import cpu_workers, map_batches
-from genolm.models.fast_mixtral import mixtral_hidden_states
-from genolm.models.fused_loss import IGNORE, token_log_probs
+from genolm.scoring.pairs import fast_pairs_supported, forward_pairs
 
-POOLINGS = ("mean", "max", "last", "logits_max")
 SCORES = ("l2", "cosine", "llr")
-
-
-def encode(tokenizer: PreTrainedTokenizerFast, seqs: Sequence[str], max_positions: int
-           ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Tokenize (upper case, with special tokens) and right-pad; returns ``(input_ids, mask)``."""
-    ids = encode_many(tokenizer, [s.upper() for s in seqs])
-    longest = max(len(x) for x in ids)
-    if longest > max_positions:
-        raise GenolmError(f"a window tokenizes to {longest} tokens, more than the model's "
-                          f"{max_positions} positions; use shorter windows")
-    return pad_batch(ids, tokenizer.pad_token_id)
-
-
-def pool(hidden: torch.Tensor, logits: torch.Tensor, mask: torch.Tensor, pooling: str) -> torch.Tensor:
-    """Pool per-token vectors ``(N, T, D)`` over real tokens into ``(N, D)``."""
-    m = mask.unsqueeze(-1).to(hidden.dtype)
-    if pooling == "mean":
-        return (hidden * m).sum(1) / m.sum(1)
-    if pooling == "last":
-        return hidden[torch.arange(len(hidden)), mask.sum(1) - 1]
-    source = logits if pooling == "logits_max" else hidden
-    return source.masked_fill(mask.unsqueeze(-1) == 0, float("-inf")).amax(1)
-
-
-def sequence_log_likelihood(logits: torch.Tensor, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Sum over real tokens after the first of ``log p(token | previous tokens)``, per row."""
-    logp = F.log_softmax(logits[:, :-1].float(), dim=-1)
-    token_logp = logp.gather(-1, ids[:, 1:].unsqueeze(-1)).squeeze(-1)
-    return (token_logp.double() * mask[:, 1:]).sum(1)
-
-
-@torch.no_grad()
-def forward_batch(model: PreTrainedModel, ids: torch.Tensor, mask: torch.Tensor, pooling: str,
-                  fast: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
-    """One forward pass: ``(pooled embeddings, sequence log-likelihoods)``.
-
-    With ``fast`` and a Mixtral model, the trunk runs through
-    :func:`genolm.models.fast_mixtral.mixtral_hidden_states` and the likelihood through chunked
-    :func:`genolm.models.fused_loss.token_log_probs` (no full log-softmax); same numbers.
-    """
-    if fast and isinstance(model, MixtralForCausalLM) and pooling != "logits_max":
-        hidden, _ = mixtral_hidden_states(model, ids, mask, router_loss=False)
-        target = ids[:, 1:].masked_fill(mask[:, 1:] == 0, IGNORE)
-        logp = token_log_probs(hidden[:, :-1].reshape(-1, hidden.shape[-1]), model.lm_head.weight,
-                               target.reshape(-1)).view_as(target)
-        return pool(hidden.float(), hidden, mask, pooling), logp.double().sum(1)
-    hidden = model.base_model(input_ids=ids, attention_mask=mask, use_cache=False).last_hidden_state
-    logits = model.get_output_embeddings()(hidden).float()
-    return pool(hidden.float(), logits, mask, pooling), sequence_log_likelihood(logits, ids, mask)
-
-
-def resolve_device(device: str | None) -> torch.device:
-    """``auto``/``None`` picks CUDA when available, else CPU."""
-    if device in (None, "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 def tokenize_windows(tokenizer: PreTrainedTokenizerFast, seqs: Sequence[str], max_positions: int,

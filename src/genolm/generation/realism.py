@@ -13,17 +13,7 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from genolm.data.sequences import reverse_complement
-
-BASES = "ACGT"
-_CODE = np.full(256, 255, dtype=np.uint8)
-for _i, _b in enumerate(BASES):
-    _CODE[ord(_b)] = _i
-
-
-def encode_dna(seq: str) -> np.ndarray:
-    """Bases as codes 0-3 (A C G T); anything else becomes 255."""
-    return _CODE[np.frombuffer(seq.upper().encode(), dtype=np.uint8)]
+from genolm.data.sequences import BASES, encode_dna, gc_fraction, reverse_complement
 
 
 def kmer_codes(codes: np.ndarray, k: int) -> np.ndarray:
@@ -54,11 +44,6 @@ def jsd(p: np.ndarray, q: np.ndarray) -> float:
         return float((a[mask] * np.log2(a[mask] / m[mask])).sum())
 
     return 0.5 * kl(p) + 0.5 * kl(q)
-
-
-def gc_fraction(seq: str) -> float:
-    """GC share of one sequence (0 for an empty one)."""
-    return (seq.count("G") + seq.count("C")) / max(1, len(seq))
 
 
 def gc_content(seqs: Iterable[str]) -> np.ndarray:

@@ -11,7 +11,9 @@ import pandas as pd
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-log = logging.getLogger("genolm.sweep")
+from genolm.io import markdown_table
+
+log = logging.getLogger("genolm.training.sweep")
 
 
 def collect(sweep_dir: str | Path) -> pd.DataFrame:
@@ -25,15 +27,6 @@ def collect(sweep_dir: str | Path) -> pd.DataFrame:
         data = json.loads(metrics_file.read_text())
         rows.append({"job": job.name, "overrides": " ".join(overrides), **data.get("metrics", {})})
     return pd.DataFrame(rows)
-
-
-def markdown_table(table: pd.DataFrame) -> str:
-    """Render a DataFrame as a GitHub markdown table (floats with 4 decimals)."""
-    cols = list(table.columns)
-    lines = ["| " + " | ".join(map(str, cols)) + " |", "|" + "---|" * len(cols)]
-    lines += ["| " + " | ".join(f"{v:.4f}" if isinstance(v, float) else str(v) for v in row) + " |"
-              for row in table.itertuples(index=False)]
-    return "\n".join(lines) + "\n"
 
 
 def write_summary(sweep_dir: str | Path) -> pd.DataFrame:

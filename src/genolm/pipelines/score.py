@@ -7,18 +7,21 @@ import time
 from pathlib import Path
 from typing import Any
 
+import hydra
 import pandas as pd
 from omegaconf import DictConfig
 
 from genolm.checkpoints import load_causal_lm
+from genolm.config_schema import ScoreConfig
 from genolm.errors import GenolmError
-from genolm.inference.report import group_report, markdown_report, plot_groups
-from genolm.inference.scoring import score_variants
 from genolm.inference.strands import on_strands
-from genolm.inference.variants import read_fasta_pairs, read_table_pairs, read_vcf_windows
 from genolm.io import write_json_atomic, write_tsv_atomic
+from genolm.scoring.effects import score_variants
+from genolm.scoring.report import group_report, markdown_report, plot_groups
+from genolm.scoring.variants import read_fasta_pairs, read_table_pairs, read_vcf_windows
+from genolm.utils import config_dir, report_errors
 
-log = logging.getLogger("genolm.score")
+log = logging.getLogger("genolm.pipelines.score")
 
 
 def load_inputs(cfg: DictConfig) -> tuple[pd.DataFrame, dict[str, int]]:
@@ -77,3 +80,19 @@ def run(cfg: DictConfig) -> tuple[pd.DataFrame, dict[str, Any]]:
         info["report"] = table.to_dict(orient="records")
     write_json_atomic(out / "metrics.json", info)
     return scores, info
+
+
+@hydra.main(version_base="1.3", config_path=config_dir(), config_name="score")
+@report_errors(ScoreConfig)
+def main(cfg: DictConfig) -> None:
+    """Score variants and print throughput and per-score AUROCs."""
+    scores, info = run(cfg)
+    print(f"{info['pairs']} pairs scored in {info['seconds']:.1f} s ({info['pairs_per_s']:.0f} pairs/s)")
+    for row in info.get("report", []):
+        print(f"{row['score']:>7}: AUROC {cfg.report.positive} vs {cfg.report.negative} "
+              f"{row['auroc']:.3f} (95% CI {row['ci_low']:.3f}-{row['ci_high']:.3f})")
+    print(f"scores.tsv and report in {cfg.paths.output_dir}")
+
+
+if __name__ == "__main__":
+    main()

@@ -6,6 +6,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import hydra
 import lightning as L
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint
@@ -13,13 +14,14 @@ from omegaconf import DictConfig
 
 from genolm.baselines.compare import lm_vs_markov, write_report
 from genolm.checkpoints import export_hf, load_causal_lm_module
+from genolm.config_schema import PretrainConfig
 from genolm.io import write_json_atomic
 from genolm.models.mixtral import count_parameters
-from genolm.resume import check_same_shapes, resolve_ckpt_path, with_sigterm_checkpoint
-from genolm.trainer import build_trainer, job_scope
-from genolm.utils import instantiate_group, instantiate_loggers, to_floats
+from genolm.training.resume import check_same_shapes, resolve_ckpt_path, with_sigterm_checkpoint
+from genolm.training.trainer import build_trainer, job_scope
+from genolm.utils import config_dir, instantiate_group, instantiate_loggers, report_errors, to_floats
 
-log = logging.getLogger("genolm.pretrain")
+log = logging.getLogger("genolm.pipelines.pretrain")
 
 
 def build(cfg: DictConfig) -> dict[str, Any]:
@@ -55,7 +57,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
         tokenizer, best checkpoint path, the checkpoint resumed from, the ``hf/`` folder and
         (with ``baseline.enabled``) the LM-vs-Markov comparison of :func:`compare_with_markov`.
 
-    ``ckpt_path``: see :func:`genolm.resume.resolve_ckpt_path` (``last``, a file, or ``null``,
+    ``ckpt_path``: see :func:`genolm.training.resume.resolve_ckpt_path` (``last``, a file, or ``null``,
     which still resumes a requeued job from its own folder's checkpoint).
 
     """
@@ -134,3 +136,16 @@ def format_summary(metrics: dict[str, float], objects: dict[str, Any]) -> str:
         lines.append(f"Hugging Face folder: {objects['hf_dir']}")
     return "\n".join(lines)
 
+
+@hydra.main(version_base="1.3", config_path=config_dir(), config_name="pretrain")
+@report_errors(PretrainConfig)
+def main(cfg: DictConfig) -> float | None:
+    """Pretrain and print the summary; returns the optimized metric for sweepers."""
+    metrics, objects = train(cfg)
+    if objects["trainer"].is_global_zero:
+        print(format_summary(metrics, objects))
+    return metrics.get(cfg.get("optimized_metric"))
+
+
+if __name__ == "__main__":
+    main()

@@ -4,7 +4,7 @@
 checkpoint, export and Mistral-DNA file keeps loading) and computes the same final hidden states
 and router load-balancing loss as transformers, with less work per step:
 
-- attention as :func:`genolm.models.attention.attention`: one fused QKV matmul per layer instead
+- attention as :func:`genolm.models.fast.attention.attention`: one fused QKV matmul per layer instead
   of three, the rotary embedding as one complex multiply, ``scaled_dot_product_attention``
   without a mask tensor for packed batches, and blocked materialised scores for short windows
   at inference on CPU;
@@ -18,7 +18,7 @@ and router load-balancing loss as transformers, with less work per step:
 :func:`mixtral_trunk` is that pass itself; it can also return every layer's keys and values and
 continue from a cached prefix of them (variant scoring shares the ref window's prefix).
 
-The logits are left to :func:`genolm.models.fused_loss.linear_cross_entropy`, which never
+The logits are left to :func:`genolm.models.fast.fused_loss.linear_cross_entropy`, which never
 materialises the full ``tokens x vocab`` log-softmax. Outputs match transformers within 1e-4 in
 fp32 (``tests/test_fast_mixtral.py``). Model-parallel wrappers that gather parameters in module
 hooks (FSDP) need transformers' own forward: see ``CausalLMModule(fast=...)``.
@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from genolm.models.attention import attention, compute_dtype, rope_tables
+from genolm.models.fast.attention import attention, compute_dtype, rope_tables
 
 
 def _segments(counts: list[int]):

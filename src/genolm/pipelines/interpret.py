@@ -13,11 +13,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+import hydra
 import numpy as np
 import pandas as pd
 from omegaconf import DictConfig
 
 from genolm.checkpoints import check_kind, load_causal_lm, load_classifier
+from genolm.config_schema import InterpretConfig
 from genolm.data.labeled import read_labeled_csv
 from genolm.data.sequences import check_dna, iter_records
 from genolm.data.tokenizers import encode_many
@@ -32,13 +34,12 @@ from genolm.interpret.ism import (
 )
 from genolm.interpret.ism_prefix import PrefixClassifierScorer, PrefixLMScorer, prefix_ism_supported
 from genolm.interpret.logos import file_stem, plot_attributions, plot_motif_match
-from genolm.interpret.motifs import discover_motifs, jaspar_targets, match_motifs
+from genolm.interpret.motifs import MODISCO_KEYS, discover_motifs, jaspar_targets, match_motifs
 from genolm.interpret.report import write_report
 from genolm.io import write_json_atomic, write_npz_atomic, write_tsv_atomic
+from genolm.utils import config_dir, report_errors
 
 log = logging.getLogger("genolm.interpret")
-_MODISCO_KEYS = ("sliding_window_size", "flank_size", "max_seqlets_per_metacluster", "min_metacluster_size",
-                 "final_min_cluster_size", "n_leiden_runs")
 
 
 def read_inputs(cfg: DictConfig) -> tuple[list[str], list[str]]:
@@ -116,7 +117,7 @@ def motif_outputs(onehot: np.ndarray, hypothetical: np.ndarray, cfg: DictConfig,
     """
     t0 = time.perf_counter()
     patterns = discover_motifs(onehot, hypothetical, cfg.modisco.trim,
-                               **{k: cfg.modisco[k] for k in _MODISCO_KEYS})
+                               **{k: cfg.modisco[k] for k in MODISCO_KEYS})
     info["seconds"]["modisco"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     table = match_motifs(patterns, targets, cfg.tomtom.top)
@@ -207,3 +208,22 @@ def run(cfg: DictConfig) -> tuple[pd.DataFrame, dict[str, Any]]:
     write_report(out / "report.md", cfg, info, table, images, motif_images)
     write_json_atomic(out / "metrics.json", info)
     return table, info
+
+
+@hydra.main(version_base="1.3", config_path=config_dir(), config_name="interpret")
+@report_errors(InterpretConfig)
+def main(cfg: DictConfig) -> None:
+    """Explain the model and print timings and the motifs' best JASPAR matches."""
+    table, info = run(cfg)
+    secs = ", ".join(f"{k} {v:.1f} s" for k, v in info["seconds"].items())
+    print(f"{info['sequences']} sequences ({info['bases']:,} bases) explained: {secs}")
+    for row in table[table["rank"] == 1].itertuples(index=False) if len(table) else []:
+        print(f"{row.pattern} ({row.n_seqlets} seqlets, {row.consensus}): best match {row.motif_id} "
+              f"{row.motif_name} [{row.factors}] p={row.p_value:.2g} q={row.q_value:.2g}")
+    if "patterns" in info and not info["patterns"]:
+        print("no motif pattern found (no seqlet cluster passed modisco's thresholds)")
+    print(f"report.md and outputs in {cfg.paths.output_dir}")
+
+
+if __name__ == "__main__":
+    main()

@@ -12,26 +12,15 @@ positions. Results equal two independent forward passes to float32 rounding (tes
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable
 
-import numpy as np
 import torch
 from transformers import MixtralForCausalLM, PreTrainedModel
 
-from genolm.models.fast_mixtral import mixtral_trunk
-from genolm.models.fused_loss import token_log_probs
+from genolm.models.fast.fused_loss import token_log_probs
+from genolm.models.fast.mixtral import mixtral_trunk
 
 Pooling = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, str], torch.Tensor]
-
-
-def pad_batch(rows: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Right-pad token lists into ``(input_ids, mask)`` (one NumPy fill, no per-row tensors)."""
-    lengths = np.fromiter(map(len, rows), dtype=np.int64, count=len(rows))
-    mask = np.arange(lengths.max()) < lengths[:, None]
-    ids = np.full(mask.shape, pad_id, dtype=np.int64)
-    ids[mask] = np.fromiter(itertools.chain.from_iterable(rows), dtype=np.int64, count=int(lengths.sum()))
-    return torch.from_numpy(ids), torch.from_numpy(mask.astype(np.int64))
 
 
 Batch = tuple[torch.Tensor, torch.Tensor]  # (input_ids, mask), right-padded

@@ -7,18 +7,21 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+import hydra
 import numpy as np
 from omegaconf import DictConfig
 
 from genolm.baselines.compare import lm_vs_markov, write_report
 from genolm.checkpoints import load_causal_lm, training_record
+from genolm.config_schema import EvalLMConfig
 from genolm.data.corpus import chunk_record
 from genolm.data.sequences import check_dna, iter_records
 from genolm.errors import GenolmError
 from genolm.inference.lm_bits import start_from_record
 from genolm.io import write_json_atomic, write_tsv_atomic
+from genolm.utils import config_dir, report_errors
 
-log = logging.getLogger("genolm.eval_lm")
+log = logging.getLogger("genolm.pipelines.eval_lm")
 
 
 def tile_fasta(paths: Iterable[str | Path], window: int, skip_n: bool = True
@@ -93,3 +96,24 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     result.update(skipped=skipped, start=start)
     write_json_atomic(out / "metrics.json", result)
     return result
+
+
+@hydra.main(version_base="1.3", config_path=config_dir(), config_name="eval_lm")
+@report_errors(EvalLMConfig)
+def main(cfg: DictConfig) -> None:
+    """Print the LM's bits/base beside every Markov order."""
+    res = run(cfg)
+    print(f"{res['windows']:,} windows ({res['bases']:,} bases; {res['skipped']:,} with N skipped)")
+    print(f"LM: {res['lm_bits_per_base']:.4f} bits/base")
+    print("Markov order   fitted on: training strand / both strands")
+    for order, bits in res["markov"].items():
+        both = res["markov_both_strands"][order]
+        best = "  (best)" if order == res["best_order"] else ""
+        print(f"Markov order {order:>2}: {bits:.4f} / {both:.4f}{best}")
+    verdict = "below" if res["delta"] < 0 else "above"
+    print(f"LM is {abs(res['delta']):.4f} bits/base {verdict} the best chain; "
+          f"report in {cfg.paths.output_dir}")
+
+
+if __name__ == "__main__":
+    main()

@@ -7,23 +7,26 @@ import time
 from pathlib import Path
 from typing import Any
 
+import hydra
 import numpy as np
 import pandas as pd
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from genolm.checkpoints import load_classifier
+from genolm.config_schema import OptimizeConfig
 from genolm.data.labeled import read_labeled_csv
 from genolm.data.sequences import iter_records
 from genolm.design.constraints import Constraints
 from genolm.design.motifs import read_jaspar_pfm
-from genolm.design.optimize import optimize
 from genolm.design.oracle import Oracle, classifier_oracle, combine, lm_naturalness
 from genolm.design.report import gained_summary, motif_changes, plot_trajectory
+from genolm.design.search import search
 from genolm.errors import GenolmError
 from genolm.io import write_fasta_atomic, write_json_atomic, write_tsv_atomic
+from genolm.utils import config_dir, report_errors
 
-log = logging.getLogger("genolm.optimize")
+log = logging.getLogger("genolm.pipelines.optimize")
 
 
 def start_sequences(cfg: DictConfig) -> tuple[list[str], list[str]]:
@@ -80,7 +83,7 @@ def run(cfg: DictConfig) -> tuple[pd.DataFrame, dict[str, Any]]:
     oracle = build_oracle(cfg, module)
     algorithm = instantiate(cfg.algorithm)
     t0 = time.perf_counter()
-    results, trajectory = optimize(oracle, seqs, algorithm, constraints, ids, cfg.seed)
+    results, trajectory = search(oracle, seqs, algorithm, constraints, ids, cfg.seed)
     seconds = time.perf_counter() - t0
     out = Path(cfg.paths.output_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -104,3 +107,21 @@ def run(cfg: DictConfig) -> tuple[pd.DataFrame, dict[str, Any]]:
         info["audit"] = run_audit(cfg, module, results, pfms, out)
     write_json_atomic(out / "metrics.json", info)
     return results, info
+
+
+@hydra.main(version_base="1.3", config_path=config_dir(), config_name="optimize")
+@report_errors(OptimizeConfig)
+def main(cfg: DictConfig) -> None:
+    """Design and print start -> final scores."""
+    results, info = run(cfg)
+    for row in results.itertuples(index=False):
+        names = [g for g in str(getattr(row, "gained", "")).split(";") if g]
+        gained = f"  motifs gained: {len(names)} ({', '.join(n.split('.')[-1] for n in names[:4])}" \
+            f"{', ...' if len(names) > 4 else ''})" if names else ""
+        print(f"{row.id}: {row.start_score:.4f} -> {row.final_score:.4f} ({row.edits} edits){gained}")
+    print(f"mean {info['mean_start']:.4f} -> {info['mean_final']:.4f}; {info['oracle_calls']} oracle calls "
+          f"in {info['seconds']:.1f} s; outputs in {cfg.paths.output_dir}")
+
+
+if __name__ == "__main__":
+    main()

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import ks_2samp
 
-from genolm.inference.realism import (
+from genolm.generation.realism import (
     MarkovChain,
     NoveltyIndex,
     gc_content,

@@ -34,7 +34,7 @@ from genolm.checkpoints import safe_load
 from genolm.errors import GenolmError
 from genolm.io import atomic_file
 
-log = logging.getLogger("genolm.resume")
+log = logging.getLogger("genolm.training.resume")
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):

@@ -6,6 +6,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import hydra
 import lightning as L
 import pandas as pd
 import torch
@@ -13,16 +14,16 @@ from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig
 
-from genolm.checkpoints import load_classifier
+from genolm.config_schema import FinetuneConfig
 from genolm.data.classification import LabeledSequenceDataModule
 from genolm.errors import GenolmError
 from genolm.io import write_json_atomic, write_tsv_atomic
 from genolm.models.classifier import trainable_parameters
 from genolm.modules.classifier import SequenceClassifierModule
-from genolm.trainer import build_trainer, job_scope
-from genolm.utils import instantiate_group, instantiate_loggers, to_floats
+from genolm.training.trainer import build_trainer, job_scope
+from genolm.utils import config_dir, instantiate_group, instantiate_loggers, report_errors, to_floats
 
-log = logging.getLogger("genolm.finetune")
+log = logging.getLogger("genolm.pipelines.finetune")
 
 
 def predictions_table(module: SequenceClassifierModule, records: pd.DataFrame) -> pd.DataFrame:
@@ -48,7 +49,8 @@ def write_outputs(out_dir: Path, metrics: dict[str, float], table: pd.DataFrame,
     write_json_atomic(out_dir / "metrics.json", {"metrics": metrics, **extra})
 
 
-def _trainer(cfg: DictConfig, with_logging: bool, micro_batch: int | None = None) -> L.Trainer:
+def classifier_trainer(cfg: DictConfig, with_logging: bool, micro_batch: int | None = None) -> L.Trainer:
+    """Trainer for finetuning (callbacks and loggers) or for evaluation only (neither)."""
     if not with_logging:
         return build_trainer(cfg)
     return build_trainer(cfg, instantiate_group(cfg.get("callbacks")),
@@ -82,7 +84,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     trainable, total = trainable_parameters(model.net)
     log.info("finetune %s from %s: %s of %s parameters trainable (%s)", datamodule.name,
              cfg.model.init_from, f"{trainable:,}", f"{total:,}", cfg.model.mode)
-    trainer = _trainer(cfg, with_logging=True, micro_batch=datamodule.batch_size)
+    trainer = classifier_trainer(cfg, with_logging=True, micro_batch=datamodule.batch_size)
     with job_scope(trainer) as final:
         trainer.fit(model, datamodule=datamodule)
         ckpt = next((c for c in trainer.callbacks if isinstance(c, ModelCheckpoint)), None)
@@ -103,30 +105,24 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
                      "best_ckpt": best, "predictions": table}
 
 
-def evaluate(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
-    """Score a trained classifier on one split of ``cfg.data`` on ``cfg.strand``.
-
-    Writes the same files as finetuning.
-    """
-    datamodule: LabeledSequenceDataModule = instantiate(cfg.data)
-    datamodule.load()
-    model = load_classifier(cfg.ckpt_path, datamodule.num_labels)
-    datamodule.set_tokenizer(model.tokenizer, model.max_positions)
-    datamodule.setup("test")
-    model.test_prefix = cfg.split
-    trainer = _trainer(cfg, with_logging=False)
-    strand = cfg.strand
-    loader = datamodule.loader(cfg.split, strand=strand)
-    metrics = to_floats(trainer.test(model, dataloaders=loader, verbose=False)[0])
-    table = predictions_table(model, datamodule.records(cfg.split))
-    write_outputs(Path(cfg.paths.output_dir), metrics, table, cfg.split, {
-        "task": datamodule.name, "ckpt_path": str(cfg.ckpt_path), "split": cfg.split,
-        "strand": strand, "records": len(table)})
-    return metrics, {"model": model, "datamodule": datamodule, "predictions": table}
-
-
 def format_metrics(metrics: dict[str, float], prefix: str) -> str:
     """One line of ``prefix/*`` metrics."""
     keys = ("loss", "acc", "f1", "mcc", "auroc", "auprc")
     return "  ".join(f"{prefix}/{k} {metrics[f'{prefix}/{k}']:.4f}" for k in keys
                      if f"{prefix}/{k}" in metrics)
+
+
+@hydra.main(version_base="1.3", config_path=config_dir(), config_name="finetune")
+@report_errors(FinetuneConfig)
+def main(cfg: DictConfig) -> float | None:
+    """Finetune, test the best checkpoint, print the metrics; returns the optimized metric."""
+    metrics, objects = train(cfg)
+    if objects["trainer"].is_global_zero:
+        print(format_metrics(metrics, "test"))
+        print(f"best val/mcc {metrics.get('val/mcc_best', float('nan')):.4f}; "
+              f"outputs in {cfg.paths.output_dir}")
+    return metrics.get(cfg.get("optimized_metric"))
+
+
+if __name__ == "__main__":
+    main()

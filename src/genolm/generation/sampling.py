@@ -10,13 +10,11 @@ import torch
 from tqdm.auto import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerFast, StoppingCriteria, StoppingCriteriaList
 
-from genolm.data.sequences import check_dna
+from genolm.data.sequences import check_dna, gc_fraction
 from genolm.data.tokenizers import bases_per_token
 from genolm.errors import GenolmError
+from genolm.inference.batches import forward_batch, pad_batch, resolve_device
 from genolm.inference.lm_bits import start_rows, start_token
-from genolm.inference.pairs import pad_batch
-from genolm.inference.realism import gc_fraction
-from genolm.inference.scoring import forward_batch, resolve_device
 
 
 class EnoughBases(StoppingCriteria):

@@ -6,9 +6,9 @@
 * rejects an unknown strategy name or more devices than the machine has, in one line;
 * turns ``global_batch_size`` into ``accumulate_grad_batches`` =
   global batch / (micro batch x devices x nodes), or says why it cannot;
-* writes checkpoints atomically (:class:`~genolm.resume.AtomicCheckpointIO`) and, inside a SLURM
+* writes checkpoints atomically (:class:`~genolm.training.resume.AtomicCheckpointIO`) and, inside a SLURM
   allocation, uses Lightning's ``SLURMEnvironment`` for the ranks (requeue on the preemption
-  signal is :class:`~genolm.resume.SaveOnSigterm`'s);
+  signal is :class:`~genolm.training.resume.SaveOnSigterm`'s);
 * makes DDP/FSDP ranks of a Hydra **multirun** job run that one job in that job's folder.
   Lightning starts ranks 1.. by re-running ``sys.argv`` with ``hydra.run.dir=<run dir>``; in a
   multirun ``sys.argv`` holds ``-m`` and the sweep, so every extra rank would start the whole
@@ -34,10 +34,10 @@ from lightning.pytorch.strategies import FSDPStrategy, StrategyRegistry
 from omegaconf import DictConfig, ListConfig
 
 from genolm.errors import GenolmError
-from genolm.resume import AtomicCheckpointIO
-from genolm.tracking import finish_loggers
+from genolm.training.resume import AtomicCheckpointIO
+from genolm.training.tracking import finish_loggers
 
-log = logging.getLogger("genolm.trainer")
+log = logging.getLogger("genolm.training.trainer")
 
 # variables Lightning's launcher sets in the launching process for its ranks
 _RANK_ENV = ("MASTER_ADDR", "MASTER_PORT", "NODE_RANK", "LOCAL_RANK", "WORLD_SIZE")

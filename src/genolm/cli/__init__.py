@@ -1,1 +1,0 @@
-"""Console entrypoints: thin wrappers over library functions."""

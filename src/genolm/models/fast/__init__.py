@@ -1,0 +1,1 @@
+"""Optional fast paths for Mixtral DNA models (attention kernel, MoE dispatch, fused loss); equal to plain transformers to float rounding."""

@@ -1,0 +1,1 @@
+"""One module per console entrypoint (``genolm-<verb>``): ``run(cfg)``/``train(cfg)`` plus its ``@hydra.main`` wrapper."""

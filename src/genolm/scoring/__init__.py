@@ -1,0 +1,1 @@
+"""Lab 3, zero-shot variant effects: read ref/alt pairs, score them (embedding distances, likelihood ratios), report AUROCs."""
