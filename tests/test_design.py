@@ -10,13 +10,13 @@ import pandas as pd
 import pytest
 from conftest import DATA, MISTRAL_TF0, run_cli
 
+from genolm.checkpoints import load_classifier
 from genolm.design.algorithms import annealing, genetic, greedy
 from genolm.design.constraints import Constraints
 from genolm.design.motifs import Motif, hits, pfm_to_pwm, read_jaspar_pfm, scan
 from genolm.design.oracle import Oracle, classifier_oracle
 from genolm.design.search import search
 from genolm.errors import GenolmError
-from genolm.pipelines.finetune import load_classifier
 
 MOTIF = "TATAAT"
 

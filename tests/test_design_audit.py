@@ -9,10 +9,10 @@ import pandas as pd
 import pytest
 from conftest import DATA, MISTRAL_TF0, run_cli
 
+from genolm.checkpoints import load_classifier
 from genolm.design.audit import edited_positions, gained_sites, percentiles, position_importance, random_edits
 from genolm.design.motifs import Motif, hits, pfm_to_pwm
 from genolm.interpret.ism import classifier_scorer, saturation_mutagenesis
-from genolm.pipelines.finetune import load_classifier
 
 ACGT = Motif("M1", "toy", pfm_to_pwm(np.eye(4) * 10))
 AUDIT_FILES = ("audit_ism.npz", "audit.md", "audit_designs.tsv", "audit_edits.tsv")

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from conftest import MISTRAL_TF0
 from transformers import MixtralConfig, MixtralForCausalLM
 
-from genolm.models import attention as A
+from genolm.models.fast import attention as A
 from genolm.models.fast.attention import attend_in_blocks as blocks
 from genolm.models.fast.fused_loss import linear_cross_entropy, token_log_probs
 from genolm.models.fast.mixtral import mixtral_hidden_states, mixtral_trunk

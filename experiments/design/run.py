@@ -22,7 +22,7 @@ from genolm.design.constraints import Constraints
 from genolm.design.oracle import Oracle, classifier_oracle
 from genolm.design.search import search
 from genolm.io import markdown_table
-from genolm.pipelines.finetune import load_classifier
+from genolm.checkpoints import load_classifier
 
 ALGORITHMS = {"greedy": partial(greedy, rounds=10),
               "genetic": partial(genetic, rounds=10, population=64, mutation_rate=0.02),
