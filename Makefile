@@ -38,10 +38,10 @@ data:
 
 demo: install data
 	$(BIN)/genolm-pretrain experiment=demo
-	$(BIN)/genolm-finetune experiment=demo_finetune model.init_from=$$(ls -td logs/demo/runs/*/hf | head -1)
-	$(BIN)/genolm-score ckpt_path=$$(ls -td logs/demo/runs/*/hf | head -1) limit=200 task_name=demo_score
-	$(BIN)/genolm-generate experiment=demo_generate ckpt_path=$$(ls -td logs/demo/runs/*/hf | head -1)
-	$(BIN)/genolm-optimize oracle.ckpt_path=data/models/Mistral-DNA-v1-1M-hg38-finetuned-tf0 \
+	$(BIN)/genolm-finetune experiment=demo_finetune model_path=$$(ls -td logs/demo/runs/*/hf | head -1)
+	$(BIN)/genolm-score model_path=$$(ls -td logs/demo/runs/*/hf | head -1) limit=200 task_name=demo_score
+	$(BIN)/genolm-generate experiment=demo_generate model_path=$$(ls -td logs/demo/runs/*/hf | head -1)
+	$(BIN)/genolm-optimize model_path=data/models/Mistral-DNA-v1-1M-hg38-finetuned-tf0 \
 	  start.csv=data/GUE/tf/0/test.csv start.label=0 start.n=3 task_name=demo_optimize
 
 test: install data
@@ -67,12 +67,12 @@ GUE_ARGS = data.eval_batch_size=512 trainer.max_epochs=$(GUE_EPOCHS) trainer.ena
 gue: install data
 	@test -n "$$(ls -d logs/demo/runs/*/hf 2>/dev/null)" || $(BIN)/genolm-pretrain experiment=demo
 	@set -e; out=logs/gue/$$(date +%Y%m%d_%H%M%S); t0=$$(date +%s); \
-	$(BIN)/genolm-finetune -m data=$(GUE_TF),prom_core_all $(GUE_ARGS) hydra.sweep.dir=$$out/genolm_1m \
-	  model.init_from=$$(ls -td logs/demo/runs/*/hf | head -1); t1=$$(date +%s); \
-	$(BIN)/genolm-finetune -m data=$(GUE_TF) $(GUE_ARGS) hydra.sweep.dir=$$out/mistral_tf \
-	  model.init_from=data/models/Mistral-DNA-v1-1M-hg38-finetuned-prom; t2=$$(date +%s); \
-	$(BIN)/genolm-finetune -m data=prom_core_all $(GUE_ARGS) hydra.sweep.dir=$$out/mistral_prom \
-	  model.init_from=data/models/Mistral-DNA-v1-1M-hg38-finetuned-tf0; t3=$$(date +%s); \
+	$(BIN)/genolm-finetune -m task=$(GUE_TF),prom_core_all $(GUE_ARGS) hydra.sweep.dir=$$out/genolm_1m \
+	  model_path=$$(ls -td logs/demo/runs/*/hf | head -1); t1=$$(date +%s); \
+	$(BIN)/genolm-finetune -m task=$(GUE_TF) $(GUE_ARGS) hydra.sweep.dir=$$out/mistral_tf \
+	  model_path=data/models/Mistral-DNA-v1-1M-hg38-finetuned-prom; t2=$$(date +%s); \
+	$(BIN)/genolm-finetune -m task=prom_core_all $(GUE_ARGS) hydra.sweep.dir=$$out/mistral_prom \
+	  model_path=data/models/Mistral-DNA-v1-1M-hg38-finetuned-tf0; t3=$$(date +%s); \
 	$(BIN)/python experiments/gue/report.py experiments/gue/RESULTS.md \
 	  "genolm 1M (a)=$$out/genolm_1m:$$((t1-t0))" "Mistral-DNA-1M backbone (b)=$$out/mistral_tf,$$out/mistral_prom:$$((t3-t1))"
 
@@ -95,7 +95,7 @@ design: install data
 # per-mutant vs prefix-sharing ISM on 200-b windows (also a part of `make bench`). Results:
 # experiments/interpret/RESULTS.md.
 interpret: install data
-	$(BIN)/genolm-interpret ckpt_path=data/models/Mistral-DNA-v1-1M-hg38-finetuned-tf0 \
+	$(BIN)/genolm-interpret model_path=data/models/Mistral-DNA-v1-1M-hg38-finetuned-tf0 \
 	  input.csv=data/GUE/tf/0/test.csv input.label=1 modisco.min_metacluster_size=20 \
 	  modisco.final_min_cluster_size=10 task_name=interpret_tf0
 	$(BIN)/python experiments/interpret/diagnose.py $$(ls -td logs/interpret_tf0/runs/* | head -1)

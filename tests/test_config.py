@@ -24,16 +24,14 @@ PRIMARY = {"demo_finetune": "finetune", "demo_generate": "generate"}
 SCHEMAS = {"pretrain": schema.PretrainConfig, "finetune": schema.FinetuneConfig, "eval": schema.EvalConfig,
            "generate": schema.GenerateConfig, "score": schema.ScoreConfig, "optimize": schema.OptimizeConfig,
            "eval_lm": schema.EvalLMConfig, "interpret": schema.InterpretConfig}
-REQUIRED = {"finetune": ["model.init_from=x"], "eval": ["ckpt_path=x"], "generate": ["ckpt_path=x"],
-            "score": ["ckpt_path=x"], "optimize": ["oracle.ckpt_path=x"],
-            "eval_lm": ["ckpt_path=x", "fasta=x"], "interpret": ["ckpt_path=x", "input.csv=x"]}
+REQUIRED = {"finetune": ["model_path=x"], "eval": ["model_path=x"], "generate": ["model_path=x"],
+            "score": ["model_path=x"], "optimize": ["model_path=x"],
+            "eval_lm": ["model_path=x", "fasta=x"], "interpret": ["model_path=x", "input.csv=x"]}
+# each group holds only options its entrypoints can use, so every shipped option composes
 GROUP_OPTIONS = [(primary, group, p.stem) for primary, groups in {
-    "pretrain": ("model", "tokenizer", "trainer", "data"), "finetune": ("model", "data"),
-    "optimize": ("algorithm",)}.items() for group in groups
-    for p in sorted((CONF / group).glob("*.yaml")) if not p.stem.startswith("_")
-    if not (primary == "pretrain" and group == "model" and p.stem.startswith("classifier"))
-    if not (primary == "pretrain" and group == "data" and p.stem != "hg38")
-    if not (primary == "finetune" and group == "model" and not p.stem.startswith("classifier"))]
+    "pretrain": ("model", "tokenizer", "trainer", "corpus"), "finetune": ("classifier", "task", "trainer"),
+    "eval": ("task",), "optimize": ("algorithm",)}.items() for group in groups
+    for p in sorted((CONF / group).glob("*.yaml")) if not p.stem.startswith("_")]
 
 
 @pytest.mark.parametrize("primary", sorted(SCHEMAS))
@@ -49,7 +47,7 @@ def test_every_shipped_option_passes_the_schema(primary: str, group: str, option
 
 
 def test_schema_names_every_bad_key_at_once() -> None:
-    cfg = compose_cfg("finetune", BASE + ["model.init_from=x", "data.batch_size=-1", "model.optimizer.lr=0"])
+    cfg = compose_cfg("finetune", BASE + ["model_path=x", "data.batch_size=-1", "model.optimizer.lr=0"])
     with pytest.raises(GenolmError) as err:
         schema.validate(cfg, schema.FinetuneConfig)
     assert "data.batch_size=-1" in str(err.value) and "model.optimizer.lr=0" in str(err.value)
@@ -59,7 +57,7 @@ def test_schema_names_every_bad_key_at_once() -> None:
 @pytest.mark.parametrize("name", EXPERIMENTS)
 def test_experiment_composes_and_resolves(name: str) -> None:
     primary = PRIMARY.get(name, "pretrain")
-    extra = {"finetune": ["model.init_from=x"], "generate": ["ckpt_path=x"]}.get(primary, [])
+    extra = {"finetune": ["model_path=x"], "generate": ["model_path=x"]}.get(primary, [])
     cfg = compose_cfg(primary, BASE + [f"experiment={name}"] + extra)
     schema.validate(cfg, SCHEMAS[primary])
     resolved = OmegaConf.to_container(cfg, resolve=True)
@@ -77,7 +75,7 @@ def test_experiment_composes_and_resolves(name: str) -> None:
 
 def test_defaults_order_and_required_slots() -> None:
     text = (CONF / "pretrain.yaml").read_text()
-    assert text.index("- _self_") < text.index("- data:") < text.index("- experiment: null")
+    assert text.index("- _self_") < text.index("- corpus:") < text.index("- experiment: null")
     assert "- hparams_search: null" in text
     cfg = compose_cfg("pretrain", BASE + ["hparams_search=pretrain_lr"], hydra=True)
     assert str(cfg.hydra.mode) == "RunMode.MULTIRUN"
@@ -115,12 +113,12 @@ def test_unknown_preset_is_one_clear_error(tmp_path: Path) -> None:
     assert "Traceback" not in res.stderr
 
 
-DATA_CONFIGS = sorted(p.stem for p in (CONF / "data").glob("[!_]*.yaml") if p.stem not in {"hg38", "gue"})
+TASK_CONFIGS = sorted(p.stem for p in (CONF / "task").glob("[!_]*.yaml") if p.stem != "gue")
 
 
-@pytest.mark.parametrize("name", DATA_CONFIGS)
+@pytest.mark.parametrize("name", TASK_CONFIGS)
 def test_every_task_config_loads_real_data(name: str) -> None:
-    cfg = compose_cfg("finetune", BASE + [f"data={name}", "model.init_from=x"])
+    cfg = compose_cfg("finetune", BASE + [f"task={name}", "model_path=x"])
     datamodule = instantiate(cfg.data)
     frames = datamodule.load()
     assert {"train", "val", "test"} <= set(frames)
@@ -132,8 +130,8 @@ def test_every_task_config_loads_real_data(name: str) -> None:
 def test_gue_data_root_override_makes_any_folder_a_task(tmp_path: Path) -> None:
     for split in ("train", "dev", "test"):
         (tmp_path / f"{split}.csv").write_text("sequence,label\n" + "ACGTAC,1\nTTGACA,0\n" * 5)
-    cfg = compose_cfg("finetune", BASE + ["data=gue", "data.name=mine", f"data.task_dir={tmp_path}",
-                                          "model.init_from=x"])
+    cfg = compose_cfg("finetune", BASE + ["task=gue", "data.name=mine", f"data.task_dir={tmp_path}",
+                                          "model_path=x"])
     frames = instantiate(cfg.data).load()
     assert [len(frames[s]) for s in ("train", "val", "test")] == [10, 10, 10]
 

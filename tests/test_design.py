@@ -90,7 +90,7 @@ def test_pwm_scanner_planted_motif_and_hand_score(tmp_path: Path) -> None:
 
 def test_cli_optimize_with_real_oracle(tmp_path: Path) -> None:
     tf0 = DATA / "models" / "Mistral-DNA-v1-1M-hg38-finetuned-tf0"
-    res = run_cli("genolm-optimize", f"oracle.ckpt_path={tf0}", f"start.csv={DATA}/GUE/tf/0/test.csv",
+    res = run_cli("genolm-optimize", f"model_path={tf0}", f"start.csv={DATA}/GUE/tf/0/test.csv",
                   "start.label=0", "start.n=2", "algorithm.rounds=3", f"paths.root_dir={tmp_path}",
                   f"paths.data_dir={DATA}")
     assert res.returncode == 0, res.stderr[-3000:]
@@ -99,11 +99,11 @@ def test_cli_optimize_with_real_oracle(tmp_path: Path) -> None:
     assert (results["final_score"] > results["start_score"]).all() and (results["edits"] <= 3).all()
     assert results["oracle_calls"].gt(300).all() and (run / "trajectory.png").is_file()
     assert (run / "designs.fa").read_text().count(">") == 2
-    not_classifier = f"oracle.ckpt_path={DATA}/models/Mixtral-8x7B-v0.1-dna-config"
+    not_classifier = f"model_path={DATA}/models/Mixtral-8x7B-v0.1-dna-config"
     for args, match in [(["oracle.target_class=5"], "class 5 out of range"),
                         (["constraints.gc_range=[0.9,0.1]"], "gc_range [0.9, 0.1] is empty"),
                         ([not_classifier], "not a sequence classifier")]:
-        bad = run_cli("genolm-optimize", f"oracle.ckpt_path={tf0}", f"start.csv={DATA}/GUE/tf/0/test.csv",
+        bad = run_cli("genolm-optimize", f"model_path={tf0}", f"start.csv={DATA}/GUE/tf/0/test.csv",
                       "start.n=1", f"paths.root_dir={tmp_path}", f"paths.data_dir={DATA}", *args)
         assert bad.returncode == 1 and match in bad.stderr, (args, bad.stderr[-500:])
 

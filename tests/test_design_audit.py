@@ -32,7 +32,7 @@ def test_helpers() -> None:
 
 
 def _optimize(tmp_path: Path, *args: str) -> Path:
-    res = run_cli("genolm-optimize", f"oracle.ckpt_path={MISTRAL_TF0}", "start.random_length=40", "start.n=2",
+    res = run_cli("genolm-optimize", f"model_path={MISTRAL_TF0}", "start.random_length=40", "start.n=2",
                   "algorithm.rounds=3", "device=cpu", f"paths.root_dir={tmp_path}", f"paths.data_dir={DATA}",
                   *args)
     assert res.returncode == 0, res.stderr[-3000:]
@@ -77,7 +77,7 @@ def test_audit_disabled_and_bad_values(tmp_path: Path) -> None:
     for arg, match in [("audit.output=odds", "audit.output='odds': Input should be 'logit' or 'prob'"),
                        ("audit.logos=-1", "audit.logos=-1: Input should be greater than or equal to 0"),
                        ("audit.modisco_settings.flank_size=-2", "audit.modisco_settings.flank_size=-2")]:
-        bad = run_cli("genolm-optimize", f"oracle.ckpt_path={MISTRAL_TF0}", "start.random_length=40",
+        bad = run_cli("genolm-optimize", f"model_path={MISTRAL_TF0}", "start.random_length=40",
                       f"paths.root_dir={tmp_path}", arg)
         assert bad.returncode == 1 and match in bad.stderr, (arg, bad.stderr[-500:])
         assert len([line for line in bad.stderr.splitlines() if "error" in line]) == 1

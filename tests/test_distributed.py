@@ -107,8 +107,8 @@ def test_ddp_cpu_multirun_matches_single_process(tmp_path: Path, cache_dir: Path
 
 
 def test_ddp_cpu_finetune_matches_single_process(tmp_path: Path) -> None:
-    common = [f"paths.data_dir={DATA}", f"paths.root_dir={tmp_path}", "logger=csv", "data=tf0",
-              f"model.init_from={TF1_MODEL}", "model.new_head=true", "data.limit_train=256",
+    common = [f"paths.data_dir={DATA}", f"paths.root_dir={tmp_path}", "logger=csv", "task=tf0",
+              f"model_path={TF1_MODEL}", "model.new_head=true", "data.limit_train=256",
               "data.batch_size=32", "global_batch_size=64", "trainer.max_epochs=1",
               "trainer.num_sanity_val_steps=0", "trainer.enable_progress_bar=false"]
     res = run_cli("genolm-finetune", *common, "trainer=ddp_cpu")

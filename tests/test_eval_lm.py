@@ -63,7 +63,7 @@ def test_pretraining_reports_lm_beside_markov_chains(tiny_run) -> None:
 
 def test_eval_lm_cli_on_other_dna(tiny_run, tmp_path: Path) -> None:
     _, metrics, objects = tiny_run
-    res = run_cli("genolm-eval-lm", f"ckpt_path={objects['hf_dir']}", f"fasta=[{YEAST}]", "window=100",
+    res = run_cli("genolm-eval-lm", f"model_path={objects['hf_dir']}", f"fasta=[{YEAST}]", "window=100",
                   "max_windows=60", "baseline.max_order=4", f"paths.output_dir={tmp_path / 'e'}")
     assert res.returncode == 0, res.stderr[-2000:]
     assert "60 windows (6,000 bases" in res.stdout and "Markov order  4: " in res.stdout
@@ -95,7 +95,7 @@ def test_eval_lm_bad_input_one_line(tiny_run, tmp_path: Path, case: str, message
             (model / f.name).write_bytes(f.read_bytes())
         args = [f"fasta=[{short}]", "window=100"]
     out = tmp_path / "out"
-    res = run_cli("genolm-eval-lm", f"ckpt_path={model}", *args, f"paths.output_dir={out}")
+    res = run_cli("genolm-eval-lm", f"model_path={model}", *args, f"paths.output_dir={out}")
     assert res.returncode == 1
     assert res.stderr.strip().splitlines()[-1].startswith("genolm: error:")
     assert message in res.stderr and "Traceback" not in res.stderr

@@ -39,7 +39,7 @@ def test_mistral_dna_import_matches_transformers() -> None:
 
 def test_eval_reproduces_reference_tf0(tmp_path: Path) -> None:
     cfg = compose_cfg("eval", [f"paths.output_dir={tmp_path}", f"paths.data_dir={DATA}",
-                               f"ckpt_path={TF0_MODEL}", "data=tf0", "split=test", "strand=forward",
+                               f"model_path={TF0_MODEL}", "task=tf0", "split=test", "strand=forward",
                                "trainer.enable_progress_bar=false"])
     metrics, _ = evaluate(cfg)
     assert metrics["test/mcc"] == pytest.approx(0.507, abs=0.01)
@@ -50,7 +50,7 @@ def test_eval_reproduces_reference_tf0(tmp_path: Path) -> None:
 
 
 def test_finetune_new_head_beats_chance_and_reloads(tmp_path: Path) -> None:
-    cfg = finetune_cfg(tmp_path, f"model.init_from={TF1_MODEL}", "model.new_head=true", "data=tf0",
+    cfg = finetune_cfg(tmp_path, f"model_path={TF1_MODEL}", "model.new_head=true", "task=tf0",
                        "data.limit_train=3000", "trainer.max_epochs=2", "model.optimizer.lr=1e-3")
     metrics, objects = train(cfg)
     assert metrics["test/mcc"] > 0.25 and metrics["val/mcc_best"] >= metrics["val/mcc"] - 1e-6
@@ -67,7 +67,7 @@ def test_finetune_new_head_beats_chance_and_reloads(tmp_path: Path) -> None:
 
 def test_finetune_max_steps_within_first_epoch(tmp_path: Path) -> None:
     # 256 records in batches of 32, 2 per optimizer step: 4 steps per epoch, the run stops after 3
-    cfg = finetune_cfg(tmp_path, f"model.init_from={TF1_MODEL}", "data=tf0", "data.limit_train=256",
+    cfg = finetune_cfg(tmp_path, f"model_path={TF1_MODEL}", "task=tf0", "data.limit_train=256",
                        "data.batch_size=32", "trainer.accumulate_grad_batches=2", "trainer.max_steps=3")
     metrics, objects = train(cfg)
     best = tmp_path / "checkpoints" / "best.ckpt"
@@ -84,18 +84,18 @@ def _snapshot(module: SequenceClassifierModule) -> dict[str, torch.Tensor]:
 
 
 def test_lora_and_probe_freeze_the_backbone(tmp_path: Path) -> None:
-    for mode in ("classifier_lora", "classifier_probe"):
-        cfg = finetune_cfg(tmp_path / mode, f"model={mode}", f"model.init_from={TF1_MODEL}",
-                           "data=tf0", "data.limit_train=256", "trainer.max_epochs=1",
+    for mode in ("lora", "probe"):
+        cfg = finetune_cfg(tmp_path / mode, f"classifier={mode}", f"model_path={TF1_MODEL}",
+                           "task=tf0", "data.limit_train=256", "trainer.max_epochs=1",
                            "callbacks=none")
         from hydra.utils import instantiate
 
-        before = _snapshot(instantiate(cfg.model, num_labels=2))
+        before = _snapshot(instantiate(cfg.model, init_from=cfg.model_path, num_labels=2))
         _, objects = train(cfg)
         after = _snapshot(objects["model"])
         changed = {k for k in before if not torch.equal(before[k], after[k])}
         assert changed and all("lora_" in k or "score" in k for k in changed), (mode, changed)
-        if mode == "classifier_lora":
+        if mode == "lora":
             assert any("lora_" in k for k in changed) and any("score" in k for k in changed)
 
 
@@ -113,13 +113,13 @@ def test_finetune_from_genolm_pretraining(tmp_path: Path, cache_dir: Path) -> No
 
 
 def test_multirun_writes_summary(tmp_path: Path) -> None:
-    res = run_cli("genolm-finetune", "-m", "data=tf0,tf1", f"model.init_from={TF1_MODEL}",
+    res = run_cli("genolm-finetune", "-m", "task=tf0,tf1", f"model_path={TF1_MODEL}",
                   "data.limit_train=200", "trainer.max_epochs=1", "trainer.enable_progress_bar=false",
                   "data.eval_batch_size=500", f"paths.root_dir={tmp_path}", f"paths.data_dir={DATA}")
     assert res.returncode == 0, res.stderr[-3000:]
     (sweep,) = (tmp_path / "logs" / "finetune" / "multiruns").iterdir()
     summary = pd.read_csv(sweep / "summary.csv")
-    assert summary["overrides"].str.contains("data=tf0").iloc[0] and len(summary) == 2
+    assert summary["overrides"].str.contains("task=tf0").iloc[0] and len(summary) == 2
     assert {"test/mcc", "test/auroc", "val/mcc_best"} <= set(summary.columns)
     assert summary["test/mcc"].between(-1, 1).all()
     assert (sweep / "summary.md").read_text().startswith("| job | overrides | test/")
@@ -130,7 +130,7 @@ def test_multirun_writes_summary(tmp_path: Path) -> None:
     ("models/Mixtral-8x7B-v0.1-dna-config", "not a sequence classifier"),
 ])
 def test_eval_bad_checkpoint(tmp_path: Path, ckpt: str, match: str) -> None:
-    res = run_cli("genolm-eval", f"ckpt_path={DATA / ckpt}", f"paths.root_dir={tmp_path}",
+    res = run_cli("genolm-eval", f"model_path={DATA / ckpt}", f"paths.root_dir={tmp_path}",
                   f"paths.data_dir={DATA}")
     assert res.returncode == 1
     assert match in res.stderr.strip().splitlines()[-1] and "Traceback" not in res.stderr
@@ -138,7 +138,7 @@ def test_eval_bad_checkpoint(tmp_path: Path, ckpt: str, match: str) -> None:
 
 def test_optuna_sweep_runs_trials(tmp_path: Path) -> None:
     res = run_cli("genolm-finetune", "hparams_search=finetune_optuna", "hydra.sweeper.n_trials=2",
-                  f"model.init_from={TF1_MODEL}", "data.limit_train=200", "trainer.max_epochs=1",
+                  f"model_path={TF1_MODEL}", "data.limit_train=200", "trainer.max_epochs=1",
                   "trainer.enable_progress_bar=false", f"paths.root_dir={tmp_path}",
                   f"paths.data_dir={DATA}")
     assert res.returncode == 0, res.stderr[-3000:]

@@ -102,7 +102,7 @@ def test_novelty_index_finds_planted_matches() -> None:
 def test_cli_generate_with_report(tmp_path: Path) -> None:
     model, tok = tiny_lm(char())
     hf = export_hf(model, tok, tmp_path / "hf")
-    res = run_cli("genolm-generate", f"ckpt_path={hf}", "n=12", "length=60", "report.enabled=true",
+    res = run_cli("genolm-generate", f"model_path={hf}", "n=12", "length=60", "report.enabled=true",
                   f"paths.root_dir={tmp_path}", f"paths.data_dir={DATA}")
     assert res.returncode == 0, res.stderr[-3000:]
     (run,) = (tmp_path / "logs" / "generate" / "runs").iterdir()
@@ -113,7 +113,7 @@ def test_cli_generate_with_report(tmp_path: Path) -> None:
     assert {"jsd_k1", "jsd_k6", "gc_ks", "share_match_ge30"} <= set(report.columns)
     assert (run / "pca_4mer.png").is_file() and (run / "jsd_by_k.png").is_file()
     empty = write_fasta(tmp_path / "empty.fa", {})
-    bad = run_cli("genolm-generate", f"ckpt_path={hf}", "n=2", "length=20", "report.enabled=true",
+    bad = run_cli("genolm-generate", f"model_path={hf}", "n=2", "length=20", "report.enabled=true",
                   f"report.reference_fasta=[{empty}]", f"paths.root_dir={tmp_path}", f"paths.data_dir={DATA}")
     assert bad.returncode == 1 and "no FASTA records" in bad.stderr
 
@@ -157,7 +157,7 @@ def test_cli_start_auto_follows_the_training_record(tmp_path: Path) -> None:
     model, tok = load_causal_lm(hf)
     for extra, start, token in [([], "sep", "[SEP]"), (["start=bos"], "bos", "[CLS]")]:
         root = tmp_path / start
-        res = run_cli("genolm-generate", f"ckpt_path={hf}", "n=2", "length=24", "greedy=true", *extra,
+        res = run_cli("genolm-generate", f"model_path={hf}", "n=2", "length=24", "greedy=true", *extra,
                       f"paths.root_dir={root}", f"paths.data_dir={DATA}")
         assert res.returncode == 0, res.stderr[-3000:]
         (run,) = (root / "logs" / "generate" / "runs").iterdir()

@@ -54,8 +54,8 @@ def real_ckpts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     _, pre = pretrain(compose_cfg("pretrain", tiny_overrides(root / "pre", root / "cache") + [
         "trainer.max_steps=3", "tokenizer=bpe", "tokenizer.vocab_size=300"]))
     _, fine = finetune(compose_cfg("finetune", [
-        f"paths.output_dir={root / 'ft'}", f"paths.data_dir={DATA}", "logger=csv", "data=tf0",
-        f"model.init_from={pre['best_ckpt']}", "data.limit_train=64", "trainer.max_epochs=1",
+        f"paths.output_dir={root / 'ft'}", f"paths.data_dir={DATA}", "logger=csv", "task=tf0",
+        f"model_path={pre['best_ckpt']}", "data.limit_train=64", "trainer.max_epochs=1",
         "trainer.enable_progress_bar=false", "trainer.num_sanity_val_steps=0",
         "trainer.limit_val_batches=2", "+trainer.limit_test_batches=2"]))
     return {"lm": Path(pre["best_ckpt"]), "lm_last": Path(pre["best_ckpt"]).with_name("last.ckpt"),
@@ -78,12 +78,12 @@ def test_every_loader_refuses_a_crafted_checkpoint(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("cli,kind,arg", [
-    ("genolm-eval", "classifier", "ckpt_path"),
-    ("genolm-optimize", "classifier", "oracle.ckpt_path"),
-    ("genolm-finetune", "causal_lm", "model.init_from"),
+    ("genolm-eval", "classifier", "model_path"),
+    ("genolm-optimize", "classifier", "model_path"),
+    ("genolm-finetune", "causal_lm", "model_path"),
     ("genolm-pretrain", "causal_lm", "ckpt_path"),
-    ("genolm-score", "causal_lm", "ckpt_path"),
-    ("genolm-generate", "causal_lm", "ckpt_path"),
+    ("genolm-score", "causal_lm", "model_path"),
+    ("genolm-generate", "causal_lm", "model_path"),
 ])
 def test_cli_refuses_a_crafted_checkpoint(tmp_path: Path, cache_dir: Path, cli: str, kind: str,
                                           arg: str) -> None:
@@ -145,8 +145,8 @@ def test_lm_loaders_refuse_classifiers_and_back(real_ckpts) -> None:
 
 
 @pytest.mark.parametrize("cli,args", [
-    ("genolm-score", ["ckpt_path={tf0}", "limit=5"]),
-    ("genolm-generate", ["ckpt_path={tf0}", "n=2", "length=20"]),
+    ("genolm-score", ["model_path={tf0}", "limit=5"]),
+    ("genolm-generate", ["model_path={tf0}", "n=2", "length=20"]),
     ("genolm-export-hf", ["{classifier}", "{tmp}/out"]),
 ])
 def test_cli_refuses_the_wrong_model_kind(real_ckpts, tmp_path: Path, cli: str, args: list[str]) -> None:

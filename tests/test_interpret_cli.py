@@ -31,7 +31,7 @@ def interpret(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 
 
 def test_cli_on_the_shipped_tf0_classifier_writes_every_output(tmp_path: Path) -> None:
-    res = interpret(f"ckpt_path={MISTRAL_TF0}", f"input.csv={TF0_TEST}", "input.label=1", "input.n=5",
+    res = interpret(f"model_path={MISTRAL_TF0}", f"input.csv={TF0_TEST}", "input.label=1", "input.n=5",
                     "logos.n=2", f"hydra.run.dir={tmp_path}/run", cwd=tmp_path)
     assert res.returncode == 0, res.stderr[-3000:]
     out = tmp_path / "run"
@@ -59,7 +59,7 @@ def test_cli_runs_ism_for_a_causal_lm(tmp_path: Path) -> None:
     model.save_pretrained(tmp_path / "lm")
     tok.save_pretrained(tmp_path / "lm")
     write_fasta(tmp_path / "in.fa", {"a": "ACGTTGCAGGATCCAT", "b": "TTGACCAGT"})
-    res = interpret(f"ckpt_path={tmp_path / 'lm'}", f"input.fasta={tmp_path / 'in.fa'}", "methods=[ism]",
+    res = interpret(f"model_path={tmp_path / 'lm'}", f"input.fasta={tmp_path / 'in.fa'}", "methods=[ism]",
                     "modisco.enabled=false", f"hydra.run.dir={tmp_path}/run", cwd=tmp_path)
     assert res.returncode == 0, res.stderr[-3000:]
     ism = np.load(tmp_path / "run" / "ism.npz")
@@ -70,27 +70,27 @@ def test_cli_runs_ism_for_a_causal_lm(tmp_path: Path) -> None:
         expected = logp.gather(-1, ids[0, 1:, None]).sum()
     assert ism["reference"][1] == pytest.approx(float(expected), abs=1e-4)
     assert "total log-likelihood" in (tmp_path / "run" / "report.md").read_text()
-    res = interpret(f"ckpt_path={tmp_path / 'lm'}", f"input.fasta={tmp_path / 'in.fa'}", "methods=[ism,ig]",
+    res = interpret(f"model_path={tmp_path / 'lm'}", f"input.fasta={tmp_path / 'in.fa'}", "methods=[ism,ig]",
                     f"hydra.run.dir={tmp_path}/run2", cwd=tmp_path)
     assert res.returncode == 1 and "integrated gradients need a classifier" in res.stderr.splitlines()[-1]
 
 
 BAD = [
-    ("unset_ckpt", [], "required value missing: ckpt_path"),
-    ("no_input", ["ckpt_path={tf0}"], "set exactly one of input.fasta and input.csv"),
-    ("unknown_method", ["ckpt_path={tf0}", "input.csv={csv}", "methods=[ism,shap]"], "methods.1='shap'"),
-    ("modisco_scores_not_computed", ["ckpt_path={tf0}", "input.csv={csv}", "methods=[ig]"],
+    ("unset_ckpt", [], "required value missing: model_path"),
+    ("no_input", ["model_path={tf0}"], "set exactly one of input.fasta and input.csv"),
+    ("unknown_method", ["model_path={tf0}", "input.csv={csv}", "methods=[ism,shap]"], "methods.1='shap'"),
+    ("modisco_scores_not_computed", ["model_path={tf0}", "input.csv={csv}", "methods=[ig]"],
      "modisco.scores=ism needs 'ism' in methods"),
-    ("missing_csv", ["ckpt_path={tf0}", "input.csv={tmp}/none.csv"], "{tmp}/none.csv: split file not found"),
-    ("missing_model", ["ckpt_path={tmp}/nomodel", "input.csv={csv}"], "{tmp}/nomodel"),
-    ("missing_motifs", ["ckpt_path={tf0}", "input.csv={csv}", "tomtom.motifs={tmp}/none.pfm"],
+    ("missing_csv", ["model_path={tf0}", "input.csv={tmp}/none.csv"], "{tmp}/none.csv: split file not found"),
+    ("missing_model", ["model_path={tmp}/nomodel", "input.csv={csv}"], "{tmp}/nomodel"),
+    ("missing_motifs", ["model_path={tf0}", "input.csv={csv}", "tomtom.motifs={tmp}/none.pfm"],
      "{tmp}/none.pfm: motif file not found"),
-    ("too_long", ["ckpt_path={tf0}", "input.fasta={tmp}/long.fa"],
+    ("too_long", ["model_path={tf0}", "input.fasta={tmp}/long.fa"],
      "sequence 'long' (3000 b) tokenizes to"),
-    ("bad_letter", ["ckpt_path={tf0}", "input.fasta={tmp}/letters.fa"], "invalid letter 'X'"),
-    ("ig_scores_need_single_base", ["ckpt_path={tf0}", "input.csv={csv}", "modisco.scores=ig"],
+    ("bad_letter", ["model_path={tf0}", "input.fasta={tmp}/letters.fa"], "invalid letter 'X'"),
+    ("ig_scores_need_single_base", ["model_path={tf0}", "input.csv={csv}", "modisco.scores=ig"],
      "modisco.scores=ig needs hypothetical contributions"),
-    ("label_filters_everything", ["ckpt_path={tf0}", "input.csv={csv}", "input.label=7"],
+    ("label_filters_everything", ["model_path={tf0}", "input.csv={csv}", "input.label=7"],
      "no sequences left (input.label=7)"),
 ]
 

@@ -85,8 +85,8 @@ def test_modisco_recovers_the_planted_motif_and_tomtom_names_it_first(planted, t
     effects, _ = saturation_mutagenesis(score, seqs, progress=False)
     oh = one_hot(seqs)
     _, hyp = ism_hypothetical(effects, oh)
-    cfg = compose_cfg("interpret", [f"paths.output_dir={tmp_path}", f"paths.data_dir={DATA}", "ckpt_path=toy",
-                                    "input.fasta=toy.fa", "modisco.n_leiden_runs=10"])
+    cfg = compose_cfg("interpret", [f"paths.output_dir={tmp_path}", f"paths.data_dir={DATA}",
+                                    "model_path=toy", "input.fasta=toy.fa", "modisco.n_leiden_runs=10"])
     info = {"seconds": {}}
     table, images = motif_outputs(oh, hyp, cfg, targets, tmp_path, info)
     best = table[table["rank"] == 1].set_index("pattern")

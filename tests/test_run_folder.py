@@ -96,7 +96,7 @@ def lm(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_runs_started_together_get_their_own_folders(lm: Path, tmp_path: Path) -> None:
     exe = Path(sys.executable).parent / "genolm-generate"
-    args = [f"ckpt_path={lm}", "n=4", "length=30", f"paths.root_dir={tmp_path}", f"paths.data_dir={DATA}"]
+    args = [f"model_path={lm}", "n=4", "length=30", f"paths.root_dir={tmp_path}", f"paths.data_dir={DATA}"]
     procs = [subprocess.Popen([str(exe), *args, f"seed={seed}"], stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True) for seed in (1, 2)]
     for proc in procs:
@@ -136,7 +136,7 @@ def test_a_cli_run_refuses_a_folder_another_live_run_holds(lm: Path, tmp_path: P
     folder = tmp_path / "shared"
     proc = _holder(folder)
     try:
-        res = run_cli("genolm-generate", f"ckpt_path={lm}", "n=2", "length=20", f"hydra.run.dir={folder}",
+        res = run_cli("genolm-generate", f"model_path={lm}", "n=2", "length=20", f"hydra.run.dir={folder}",
                       f"paths.data_dir={DATA}")
     finally:
         _release(proc)

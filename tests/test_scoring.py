@@ -224,7 +224,7 @@ def test_bad_inputs(tmp_path: Path) -> None:
 
 def test_cli_scores_and_reports(lm, tmp_path: Path) -> None:
     hf = export_hf(*lm, tmp_path / "hf")
-    res = run_cli("genolm-score", f"ckpt_path={hf}", "limit=40", "report.n_boot=50",
+    res = run_cli("genolm-score", f"model_path={hf}", "limit=40", "report.n_boot=50",
                   f"paths.root_dir={tmp_path}", f"paths.data_dir={DATA}")
     assert res.returncode == 0, res.stderr[-3000:]
     (run,) = (tmp_path / "logs" / "score" / "runs").iterdir()
@@ -233,6 +233,6 @@ def test_cli_scores_and_reports(lm, tmp_path: Path) -> None:
     assert {"l2", "cosine", "llr", "ref_ll"} <= set(scores.columns)
     assert "AUROC" in (run / "report.md").read_text() and (run / "report.png").stat().st_size > 10_000
     assert "llr: AUROC exon vs intron" in res.stdout
-    bad = run_cli("genolm-score", f"ckpt_path={tmp_path}/none", f"paths.root_dir={tmp_path}",
+    bad = run_cli("genolm-score", f"model_path={tmp_path}/none", f"paths.root_dir={tmp_path}",
                   f"paths.data_dir={DATA}", "limit=5")
     assert bad.returncode == 1 and "neither a genolm .ckpt file nor a Hugging Face folder" in bad.stderr

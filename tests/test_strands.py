@@ -131,7 +131,7 @@ def _task(root: Path, frame: pd.DataFrame) -> Path:
 
 
 def _eval(out: Path, task: Path, strand: str, ckpt: Path = MISTRAL_TF0) -> tuple[dict, pd.DataFrame]:
-    cfg = compose_cfg("eval", [f"paths.output_dir={out}", f"ckpt_path={ckpt}", "data=gue",
+    cfg = compose_cfg("eval", [f"paths.output_dir={out}", f"model_path={ckpt}", "task=gue",
                                "data.name=t", f"data.task_dir={task}", f"strand={strand}",
                                "trainer.enable_progress_bar=false"])
     metrics, objects = evaluate(cfg)
@@ -156,8 +156,8 @@ def test_eval_reverse_is_forward_of_the_reverse_complement_and_average_is_invari
 
 def test_finetune_with_rc_aug_tests_on_both_strands_like_eval(tmp_path: Path) -> None:
     cfg = compose_cfg("finetune", [
-        f"paths.output_dir={tmp_path / 'run'}", f"paths.data_dir={DATA}", "logger=csv", "data=tf0",
-        f"model.init_from={TF1_MODEL}", "data.limit_train=256", "data.batch_size=32",
+        f"paths.output_dir={tmp_path / 'run'}", f"paths.data_dir={DATA}", "logger=csv", "task=tf0",
+        f"model_path={TF1_MODEL}", "data.limit_train=256", "data.batch_size=32",
         "trainer.max_steps=2", "trainer.num_sanity_val_steps=0", "trainer.enable_progress_bar=false",
         "data.rc_aug=true", "strand=average"])
     metrics, objects = train(cfg)
@@ -179,7 +179,7 @@ def test_oracle_strands(tmp_path: Path) -> None:
         assert np.allclose(avg(seqs), avg(rc), atol=1e-5)
         assert np.allclose(avg(seqs), (fwd(seqs) + fwd(rc)) / 2, atol=1e-5)  # probabilities or logits
         assert np.abs(fwd(seqs) - fwd(rc)).max() > 0.05
-    cfg = compose_cfg("optimize", [f"oracle.ckpt_path={MISTRAL_TF0}", "oracle.strand=average",
+    cfg = compose_cfg("optimize", [f"model_path={MISTRAL_TF0}", "oracle.strand=average",
                                    f"paths.output_dir={tmp_path}", "device=cpu"])
     oracle = build_oracle(cfg)
     assert np.allclose(oracle.raw(seqs), oracle.raw(rc), atol=1e-5)
@@ -199,7 +199,7 @@ def test_score_strands_on_variant_pairs(tmp_path: Path) -> None:
 
     def scores(name: str, strand: str) -> pd.DataFrame:
         ref, alt = files[name]
-        cfg = compose_cfg("score", [f"ckpt_path={hf}", f"inputs=[{{ref:{ref},alt:{alt},group:exon}}]",
+        cfg = compose_cfg("score", [f"model_path={hf}", f"inputs=[{{ref:{ref},alt:{alt},group:exon}}]",
                                     f"strand={strand}", "report.enabled=false", "device=cpu", "workers=1",
                                     f"paths.output_dir={tmp_path / name / strand}"])
         table, info = score_run(cfg)
@@ -214,8 +214,8 @@ def test_score_strands_on_variant_pairs(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("primary,key,required", [
-    ("eval", "strand", "ckpt_path=x"), ("finetune", "strand", "model.init_from=x"),
-    ("score", "strand", "ckpt_path=x"), ("optimize", "oracle.strand", "oracle.ckpt_path=x")])
+    ("eval", "strand", "model_path=x"), ("finetune", "strand", "model_path=x"),
+    ("score", "strand", "model_path=x"), ("optimize", "oracle.strand", "model_path=x")])
 def test_bad_strand_is_one_line_config_error(primary: str, key: str, required: str) -> None:
     schemas = {"eval": schema.EvalConfig, "finetune": schema.FinetuneConfig, "score": schema.ScoreConfig,
                "optimize": schema.OptimizeConfig}
@@ -230,21 +230,23 @@ def test_bad_strand_is_one_line_config_error(primary: str, key: str, required: s
 
 
 def test_shipped_defaults() -> None:
-    """Defaults chosen in experiments/gue/STRAND.md; every data option (labelled sets and the
-    pretraining corpus alike) has the same ``rc_aug`` key."""
-    options = [p.stem for p in sorted((CONF / "data").glob("*.yaml")) if not p.stem.startswith("_")]
-    for option in options:
-        cfg = compose_cfg("finetune", [f"data={option}", "model.init_from=x", f"paths.data_dir={DATA}"])
+    """Defaults chosen in experiments/gue/STRAND.md; every ``data`` option (labelled tasks and
+    pretraining corpora alike) has the same ``rc_aug`` key."""
+    options = [(primary, group, p.stem) for primary, group in (("finetune", "task"), ("pretrain", "corpus"))
+               for p in sorted((CONF / group).glob("*.yaml")) if not p.stem.startswith("_")]
+    for primary, group, option in options:
+        model = ["model_path=x"] if primary == "finetune" else []
+        cfg = compose_cfg(primary, [f"{group}={option}", *model, f"paths.data_dir={DATA}"])
         assert cfg.data.rc_aug is False, option
     assert len(options) > 20
-    assert compose_cfg("finetune", ["model.init_from=x"]).strand == "average"
-    assert compose_cfg("eval", ["ckpt_path=x"]).strand == "average"
-    assert compose_cfg("score", ["ckpt_path=x"]).strand == "forward"
-    assert compose_cfg("optimize", ["oracle.ckpt_path=x"]).oracle.strand == "forward"
+    assert compose_cfg("finetune", ["model_path=x"]).strand == "average"
+    assert compose_cfg("eval", ["model_path=x"]).strand == "average"
+    assert compose_cfg("score", ["model_path=x"]).strand == "forward"
+    assert compose_cfg("optimize", ["model_path=x"]).oracle.strand == "forward"
 
 
 def test_cli_bad_strand(tmp_path: Path) -> None:
-    res = run_cli("genolm-eval", f"ckpt_path={MISTRAL_TF0}", "strand=minus", f"paths.root_dir={tmp_path}",
+    res = run_cli("genolm-eval", f"model_path={MISTRAL_TF0}", "strand=minus", f"paths.root_dir={tmp_path}",
                   f"paths.data_dir={DATA}")
     last = res.stderr.strip().splitlines()[-1]
     assert res.returncode == 1 and "Traceback" not in res.stderr

@@ -38,7 +38,7 @@ on a different task). Anchors: the shipped Mistral-DNA-1M checkpoints evaluated 
 def load(label: str, sweeps: list[Path]) -> pd.DataFrame:
     """Test MCC and AUROC per task from the sweeps' summary tables, columns prefixed by ``label``."""
     table = pd.concat([pd.read_csv(sweep / "summary.csv") for sweep in sweeps])
-    table["task"] = table["overrides"].map(lambda s: re.search(r"data=(\S+)", s).group(1))
+    table["task"] = table["overrides"].map(lambda s: re.search(r"(?:^| )(?:task|data)=(\S+)", s).group(1))
     return table.set_index("task")[["test/mcc", "test/auroc"]].add_prefix(f"{label} ")
 
 

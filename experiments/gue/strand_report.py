@@ -8,7 +8,8 @@ Usage:
 classifier; their per-job ``predictions_test.tsv`` give a paired bootstrap interval of the MCC
 gain of ``average`` over ``forward``. ``--finetune``: a ``genolm-finetune -m data.rc_aug=false,true
 seed=...`` sweep (tested on the forward strand); ``--finetune-average``: a ``genolm-eval -m
-strand=average ckpt_path=<each job's best.ckpt>`` sweep over the same runs.
+strand=average model_path=<each job's best.ckpt>`` sweep over the same runs. Sweeps run before the
+rename (``ckpt_path=``, ``data=``) read the same.
 """
 
 from __future__ import annotations
@@ -29,13 +30,20 @@ import transformers
 from genolm.io import markdown_table
 from genolm.training.sweep import collect
 
+# the override naming the model and the task; the second names: sweeps from before the rename
+MODEL_KEYS = ("model_path", "ckpt_path")
+TASK_KEYS = ("task", "data")
+
 N_BOOT, SEED = 2000, 0
 
 
-def _override(overrides: str, key: str) -> str:
-    """The value of ``key=...`` in a job's override string."""
-    found = re.search(rf"(?:^| ){re.escape(key)}=(\S+)", overrides)
-    return found.group(1) if found else ""
+def _override(overrides: str, *keys: str) -> str:
+    """The value of the first of ``keys`` given as ``key=...`` in a job's override string."""
+    for key in keys:
+        found = re.search(rf"(?:^| ){re.escape(key)}=(\S+)", overrides)
+        if found:
+            return found.group(1)
+    return ""
 
 
 def mcc_rows(label: np.ndarray, pred: np.ndarray) -> np.ndarray:
@@ -71,8 +79,8 @@ def strand_table(sweeps: list[Path]) -> pd.DataFrame:
         tables = {s: pd.read_csv(sweep / str(jobs.loc[s, "job"]) / "predictions_test.tsv", sep="\t")
                   for s in ("forward", "average")}
         gain, low, high = paired_gain(tables["forward"], tables["average"])
-        row = {"classifier": Path(_override(jobs["overrides"].iloc[0], "ckpt_path")).name,
-               "test set": _override(jobs["overrides"].iloc[0], "data"),
+        row = {"classifier": Path(_override(jobs["overrides"].iloc[0], *MODEL_KEYS)).name,
+               "test set": _override(jobs["overrides"].iloc[0], *TASK_KEYS),
                "records": len(tables["forward"])}
         for strand in ("forward", "reverse", "average"):
             row[f"MCC {strand}"] = jobs.loc[strand, "test/mcc"]
@@ -95,7 +103,7 @@ def rc_aug_table(finetune: Path, average: Path | None) -> tuple[pd.DataFrame, pd
     columns = [f"MCC {strand}", f"AUROC {strand}"]
     if average is not None:
         evals = collect(average)
-        evals["job"] = evals["overrides"].map(lambda s: Path(_override(s, "ckpt_path")).parent.parent.name)
+        evals["job"] = evals["overrides"].map(lambda s: Path(_override(s, *MODEL_KEYS)).parent.parent.name)
         evals = evals.rename(columns={"test/mcc": "MCC average", "test/auroc": "AUROC average"})
         runs = runs.merge(evals[["job", "MCC average", "AUROC average"]], on="job", how="left")
         columns += ["MCC average", "AUROC average"]

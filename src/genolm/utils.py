@@ -16,6 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from genolm.compat import check_versions
 from genolm.config_schema import Section, validate
+from genolm.config_schema.renamed import apply_renames
 from genolm.errors import GenolmError
 from genolm.run_folder import remove_if_unused
 
@@ -49,9 +50,11 @@ Task = Callable[[DictConfig], Any]
 def report_errors(schema: type[Section]) -> Callable[[Task], Task]:
     """Decorate a Hydra task: check its config first, report user errors in one line.
 
+    * a deprecated key the schema lists in ``renamed`` (e.g. ``ckpt_path`` for ``model_path``) moves to
+      its new key with one line on stderr (:func:`genolm.config_schema.renamed.apply_renames`);
     * the config is checked against ``schema`` (:func:`genolm.config_schema.validate`) before any work;
     * a :class:`GenolmError` (also one raised while Hydra instantiates an object, e.g. a model's
-      ``init_from``) becomes one ``genolm: error: ...`` line and exit status 1, and the run folder
+      ``model_path``) becomes one ``genolm: error: ...`` line and exit status 1, and the run folder
       is removed if this run created it and wrote nothing into it
       (:func:`genolm.run_folder.remove_if_unused`);
     * a run stopped by SIGTERM exits with status 143 (128 + 15), after pretraining saved ``last.ckpt``.
@@ -67,6 +70,7 @@ def report_errors(schema: type[Section]) -> Callable[[Task], Task]:
             warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
             try:
                 check_versions()
+                apply_renames(cfg, getattr(schema, "renamed", {}))
                 validate(cfg, schema)
                 return func(cfg)
             except (GenolmError, InstantiationException) as err:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
@@ -26,8 +26,9 @@ class Section(BaseModel):
 
 
 class Entry(Section):
-    """Keys every entrypoint has."""
+    """Keys every entrypoint has; ``renamed``: its deprecated keys (:mod:`genolm.config_schema.renamed`)."""
 
+    renamed: ClassVar[dict[str, str]] = {}
     seed: int = 42
     task_name: Annotated[str, Field(min_length=1)]
 

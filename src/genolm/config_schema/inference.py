@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
 from genolm.config_schema.base import Entry, Fraction, NonNegInt, PosFloat, PosInt, Section, Strand
 from genolm.config_schema.interpret import Modisco
+from genolm.config_schema.renamed import MODEL_PATH, OPTIMIZE
 
 
 class GenerateReport(Section):
@@ -21,7 +22,8 @@ class GenerateReport(Section):
 class GenerateConfig(Entry):
     """``conf/generate.yaml``."""
 
-    ckpt_path: Annotated[str, Field(min_length=1)]
+    renamed: ClassVar[dict[str, str]] = MODEL_PATH
+    model_path: Annotated[str, Field(min_length=1)]
     n: PosInt
     length: PosInt
     prompt: str = ""
@@ -46,7 +48,8 @@ class ScoreReport(Section):
 class ScoreConfig(Entry):
     """``conf/score.yaml``."""
 
-    ckpt_path: Annotated[str, Field(min_length=1)]
+    renamed: ClassVar[dict[str, str]] = MODEL_PATH
+    model_path: Annotated[str, Field(min_length=1)]
     window: PosInt = 201
     limit: PosInt | None = None
     scores: Annotated[list[Literal["l2", "cosine", "llr"]], Field(min_length=1)]
@@ -72,7 +75,8 @@ class EvalLMBaseline(Section):
 class EvalLMConfig(Entry):
     """``conf/eval_lm.yaml``."""
 
-    ckpt_path: Annotated[str, Field(min_length=1)]
+    renamed: ClassVar[dict[str, str]] = MODEL_PATH
+    model_path: Annotated[str, Field(min_length=1)]
     fasta: Paths
     window: Annotated[int, Field(ge=2)] = 200
     max_windows: PosInt | None = None
@@ -82,9 +86,8 @@ class EvalLMConfig(Entry):
 
 
 class Oracle(Section):
-    """``oracle``: the classifier to maximise."""
+    """``oracle``: what to maximise of the classifier at the top-level ``model_path``."""
 
-    ckpt_path: Annotated[str, Field(min_length=1)]
     target_class: NonNegInt = 1
     output: Literal["prob", "logit"] = "prob"
     maximize: bool = True
@@ -138,12 +141,12 @@ class Naturalness(Section):
     """``naturalness``: optional LM term."""
 
     weight: Annotated[float, Field(ge=0)] = 0.0
-    lm_path: str | None = None
+    model_path: str | None = None
 
     @model_validator(mode="after")
     def _lm(self) -> Naturalness:
-        if self.weight and not self.lm_path:
-            raise ValueError("weight > 0 needs naturalness.lm_path (a causal LM)")
+        if self.weight and not self.model_path:
+            raise ValueError("weight > 0 needs naturalness.model_path (a causal LM)")
         return self
 
 
@@ -169,6 +172,8 @@ class Audit(Section):
 class OptimizeConfig(Entry):
     """``conf/optimize.yaml``."""
 
+    renamed: ClassVar[dict[str, str]] = OPTIMIZE
+    model_path: Annotated[str, Field(min_length=1)]
     oracle: Oracle
     start: Start = Start()
     constraints: DesignConstraints = DesignConstraints()

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
 from genolm.config_schema.base import Entry, Fraction, NonNegInt, PosInt, Section
+from genolm.config_schema.renamed import MODEL_PATH
 
 
 class InterpretInput(Section):
@@ -64,7 +65,8 @@ class Logos(Section):
 class InterpretConfig(Entry):
     """``conf/interpret.yaml``."""
 
-    ckpt_path: Annotated[str, Field(min_length=1)]
+    renamed: ClassVar[dict[str, str]] = MODEL_PATH
+    model_path: Annotated[str, Field(min_length=1)]
     target_class: NonNegInt = 1
     output: Literal["logit", "prob"] = "logit"
     input: InterpretInput

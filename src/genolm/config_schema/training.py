@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
 from genolm.config_schema.base import Entry, Fraction, NonNegInt, PosFloat, PosInt, Section, Steps, Strand
+from genolm.config_schema.renamed import FINETUNE, MODEL_PATH
 
 
 class Trainer(Section):
@@ -88,9 +89,8 @@ class Lora(Section):
 
 
 class Classifier(Section):
-    """``model`` of finetuning: a sequence classifier built from ``init_from``."""
+    """``model`` of finetuning: a sequence classifier built from the top-level ``model_path``."""
 
-    init_from: Annotated[str, Field(min_length=1)]
     mode: Literal["full", "lora", "probe"] = "full"
     new_head: bool = False
     lora: Lora = Lora()
@@ -150,6 +150,8 @@ class PretrainConfig(Entry):
 class FinetuneConfig(Entry):
     """``conf/finetune.yaml``."""
 
+    renamed: ClassVar[dict[str, str]] = FINETUNE
+    model_path: Annotated[str, Field(min_length=1)]
     data: LabeledData
     model: Classifier
     trainer: Trainer
@@ -160,9 +162,10 @@ class FinetuneConfig(Entry):
 class EvalConfig(Entry):
     """``conf/eval.yaml``."""
 
+    renamed: ClassVar[dict[str, str]] = MODEL_PATH
     data: LabeledData
     trainer: Trainer
-    ckpt_path: Annotated[str, Field(min_length=1)]
+    model_path: Annotated[str, Field(min_length=1)]
     split: Literal["train", "val", "test"] = "test"
     strand: Strand = "average"
 

@@ -36,7 +36,7 @@ def write_report(path: Path, cfg: DictConfig, info: dict[str, Any], table: pd.Da
     src = cfg.input.fasta or f"{cfg.input.csv}{label}"
     secs = ", ".join(f"{k} {v:.1f} s" for k, v in info["seconds"].items())
     lines = ["# genolm-interpret report", "",
-             f"- model: `{cfg.ckpt_path}` ({info['kind']}); score: {info['score']}",
+             f"- model: `{cfg.model_path}` ({info['kind']}); score: {info['score']}",
              f"- sequences: {info['sequences']} from `{src}` ({info['bases']:,} bases); "
              f"mean score {info['reference_mean']:.4f}",
              f"- methods: {', '.join(cfg.methods)}; time: {secs}"]

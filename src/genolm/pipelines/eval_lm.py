@@ -57,7 +57,7 @@ def _baseline_windows(cfg: DictConfig, record: dict[str, Any] | None) -> tuple[S
         paths = list(cfg.baseline.fasta)
         return tile_fasta(paths, cfg.window, skip_n=False)[1], ", ".join(map(str, paths))
     if record is None:
-        raise GenolmError(f"{cfg.ckpt_path}: no genolm run folder records its training corpus; "
+        raise GenolmError(f"{cfg.model_path}: no genolm run folder records its training corpus; "
                           "name the FASTA to fit the Markov chains on with baseline.fasta=[...]")
     train = Path(record["corpus_dir"]) / "train.txt"
     if not train.is_file():
@@ -75,9 +75,9 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     paths = [cfg.fasta] if isinstance(cfg.fasta, str) else list(cfg.fasta)
     if not paths:
         raise GenolmError("fasta=[] names no file to score")
-    record = training_record(cfg.ckpt_path)
+    record = training_record(cfg.model_path)
     start = start_from_record(cfg.start, record)
-    model, tok = load_causal_lm(cfg.ckpt_path)
+    model, tok = load_causal_lm(cfg.model_path)
     ids, windows, skipped = tile_fasta(paths, cfg.window)
     if not windows:
         raise GenolmError(f"{', '.join(map(str, paths))}: no window of {cfg.window} bases without N")
@@ -90,7 +90,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     out = Path(cfg.paths.output_dir)
     table = result.pop("table").assign(id=ids)
     write_tsv_atomic(table, out / "windows.tsv")
-    write_report(out, result, f"{cfg.ckpt_path}: LM vs Markov chains",
+    write_report(out, result, f"{cfg.model_path}: LM vs Markov chains",
                  f"Windows of {cfg.window} b from {', '.join(map(str, paths))}, each scored alone "
                  f"(start token: {start}); chains fitted on {train_source}.")
     result.update(skipped=skipped, start=start)

@@ -23,7 +23,7 @@ def evaluate(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     """
     datamodule: LabeledSequenceDataModule = instantiate(cfg.data)
     datamodule.load()
-    model = load_classifier(cfg.ckpt_path, datamodule.num_labels)
+    model = load_classifier(cfg.model_path, datamodule.num_labels)
     datamodule.set_tokenizer(model.tokenizer, model.max_positions)
     datamodule.setup("test")
     model.test_prefix = cfg.split
@@ -33,7 +33,7 @@ def evaluate(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     metrics = to_floats(trainer.test(model, dataloaders=loader, verbose=False)[0])
     table = predictions_table(model, datamodule.records(cfg.split))
     write_outputs(Path(cfg.paths.output_dir), metrics, table, cfg.split, {
-        "task": datamodule.name, "ckpt_path": str(cfg.ckpt_path), "split": cfg.split,
+        "task": datamodule.name, "ckpt_path": str(cfg.model_path), "split": cfg.split,
         "strand": strand, "records": len(table)})
     return metrics, {"model": model, "datamodule": datamodule, "predictions": table}
 

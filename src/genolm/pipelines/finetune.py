@@ -78,12 +78,13 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     L.seed_everything(cfg.seed, workers=True)
     datamodule: LabeledSequenceDataModule = instantiate(cfg.data)
     datamodule.load()
-    model: SequenceClassifierModule = instantiate(cfg.model, num_labels=datamodule.num_labels)
+    model: SequenceClassifierModule = instantiate(cfg.model, init_from=cfg.model_path,
+                                                    num_labels=datamodule.num_labels)
     datamodule.set_tokenizer(model.tokenizer, model.max_positions)
     datamodule.test_strand = cfg.strand
     trainable, total = trainable_parameters(model.net)
     log.info("finetune %s from %s: %s of %s parameters trainable (%s)", datamodule.name,
-             cfg.model.init_from, f"{trainable:,}", f"{total:,}", cfg.model.mode)
+             cfg.model_path, f"{trainable:,}", f"{total:,}", cfg.model.mode)
     trainer = classifier_trainer(cfg, with_logging=True, micro_batch=datamodule.batch_size)
     with job_scope(trainer) as final:
         trainer.fit(model, datamodule=datamodule)
@@ -96,7 +97,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
         table = predictions_table(model, datamodule.records("test"))
         if trainer.is_global_zero:
             write_outputs(Path(cfg.paths.output_dir), metrics, table, "test", {
-                "task": datamodule.name, "init_from": str(cfg.model.init_from), "best_ckpt": best,
+                "task": datamodule.name, "init_from": str(cfg.model_path), "best_ckpt": best,
                 "mode": cfg.model.mode, "trainable_parameters": trainable, "epochs": trainer.current_epoch,
                 "rc_aug": datamodule.rc_aug, "strand": datamodule.test_strand,
                 "global_step": trainer.global_step})

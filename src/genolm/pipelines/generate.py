@@ -48,7 +48,7 @@ def report(cfg: DictConfig, generated: list[str], out: Path, start: str) -> pd.D
     plot_realism({"real held-out": reference, **sets}, table, out)
     write_tsv_atomic(table, out / "report.tsv", "%.5g")
     (out / "report.md").write_text(
-        f"# Generated vs real DNA\n\nModel `{cfg.ckpt_path}`, {len(generated)} sequences of {cfg.length} b, "
+        f"# Generated vs real DNA\n\nModel `{cfg.model_path}`, {len(generated)} sequences of {cfg.length} b, "
         f"temperature {cfg.temperature}, top-k {cfg.top_k}, top-p {cfg.top_p}, start token {start}. "
         f"JSD in bits to "
         f"{len(reference)} real held-out windows; novelty = longest exact match against the "
@@ -58,8 +58,8 @@ def report(cfg: DictConfig, generated: list[str], out: Path, start: str) -> pd.D
 
 def run(cfg: DictConfig) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Generate, write ``generated.fa`` and ``generated.tsv``, and the report when asked."""
-    start_tok = resolve_start(cfg.start, cfg.ckpt_path)
-    model, tokenizer = load_causal_lm(cfg.ckpt_path)
+    start_tok = resolve_start(cfg.start, cfg.model_path)
+    model, tokenizer = load_causal_lm(cfg.model_path)
     log.info("sampling after the %s token", start_tok)
     start = time.perf_counter()
     table = generate_dna(model, tokenizer, cfg.n, cfg.length, prompt=cfg.prompt or "", start=start_tok,

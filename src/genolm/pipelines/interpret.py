@@ -144,20 +144,20 @@ def run(cfg: DictConfig) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Explain the model on the input sequences; write every output into the run folder."""
     t_start = time.perf_counter()
     ids, seqs = read_inputs(cfg)
-    kind = model_kind(cfg.ckpt_path)
+    kind = model_kind(cfg.model_path)
     if kind == "causal_lm" and "ig" in cfg.methods:
-        raise GenolmError(f"{cfg.ckpt_path}: a causal LM: integrated gradients need a classifier; "
+        raise GenolmError(f"{cfg.model_path}: a causal LM: integrated gradients need a classifier; "
                           "use methods=[ism]")
     targets = jaspar_targets(cfg.tomtom.motifs, cfg.tomtom.factors) if cfg.modisco.enabled else []
     if kind == "classifier":
-        module = load_classifier(cfg.ckpt_path)
+        module = load_classifier(cfg.model_path)
         net, tok, max_pos = module.net, module.tokenizer, module.max_positions
         # a causal Mixtral classifier: ISM shares each reference's token prefix with its mutants
         fast = PrefixClassifierScorer if prefix_ism_supported(net) else classifier_scorer
         scorer = fast(module, cfg.target_class, cfg.output, cfg.device)
         what = f"class-{cfg.target_class} {cfg.output}"
     else:
-        net, tok = load_causal_lm(cfg.ckpt_path)
+        net, tok = load_causal_lm(cfg.model_path)
         max_pos = int(getattr(net.config, "max_position_embeddings", 1 << 30))
         fast = PrefixLMScorer if prefix_ism_supported(net) else lm_scorer
         scorer, what = fast(net, tok, cfg.device), "total log-likelihood (nats)"

@@ -54,15 +54,15 @@ def start_sequences(cfg: DictConfig) -> tuple[list[str], list[str]]:
 
 
 def build_oracle(cfg: DictConfig, module=None) -> Oracle:
-    """Classifier oracle (``module``, or loaded from ``oracle.ckpt_path``), plus the optional LM term."""
-    module = load_classifier(cfg.oracle.ckpt_path) if module is None else module
+    """Classifier oracle (``module``, or loaded from ``model_path``), plus the optional LM term."""
+    module = load_classifier(cfg.model_path) if module is None else module
     fns = [classifier_oracle(module, cfg.oracle.target_class, cfg.oracle.output, cfg.device,
                              strand=cfg.oracle.strand)]
     sign = 1.0 if cfg.oracle.maximize else -1.0
     if cfg.naturalness.weight:
         from genolm.checkpoints import load_causal_lm
 
-        model, tok = load_causal_lm(cfg.naturalness.lm_path)
+        model, tok = load_causal_lm(cfg.naturalness.model_path)
         # the oracle flips the sign for minimisation; keep naturalness rewarded either way
         fns.append(lm_naturalness(model, tok, sign * cfg.naturalness.weight, cfg.device))
     return Oracle(combine(*fns), cfg.batch_size, cfg.oracle.maximize)
@@ -79,7 +79,7 @@ def run(cfg: DictConfig) -> tuple[pd.DataFrame, dict[str, Any]]:
     pfms = read_jaspar_pfm(cfg.motifs.path) if cfg.motifs.path else None  # a bad file fails before the search
     for name, seq in zip(ids, seqs, strict=True):
         constraints.check_start(seq, name)
-    module = load_classifier(cfg.oracle.ckpt_path)
+    module = load_classifier(cfg.model_path)
     oracle = build_oracle(cfg, module)
     algorithm = instantiate(cfg.algorithm)
     t0 = time.perf_counter()

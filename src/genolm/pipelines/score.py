@@ -49,7 +49,7 @@ def run(cfg: DictConfig) -> tuple[pd.DataFrame, dict[str, Any]]:
     pairs, ``average`` the mean of both strands' scores.
     """
     pairs, skipped = load_inputs(cfg)
-    model, tokenizer = load_causal_lm(cfg.ckpt_path)
+    model, tokenizer = load_causal_lm(cfg.model_path)
     start = time.perf_counter()
     strand = cfg.strand
 
@@ -66,14 +66,14 @@ def run(cfg: DictConfig) -> tuple[pd.DataFrame, dict[str, Any]]:
     write_tsv_atomic(scores, out / "scores.tsv")
     info: dict[str, Any] = {"pairs": len(scores), "seconds": seconds,
                             "pairs_per_s": len(scores) / seconds, "skipped": skipped,
-                            "ckpt_path": str(cfg.ckpt_path), "pooling": cfg.pooling,
+                            "ckpt_path": str(cfg.model_path), "pooling": cfg.pooling,
                             "strand": strand}
     columns = [c for c in ("l2", "cosine", "llr") if c in scores]
     if cfg.report.enabled and scores["group"].nunique() >= 2:
         pos, neg = cfg.report.positive, cfg.report.negative
         table = group_report(scores, columns, pos, neg, cfg.report.n_boot, cfg.seed)
         write_tsv_atomic(table, out / "report.tsv")
-        header = (f"# Zero-shot variant scores: {pos} vs {neg}\n\nModel `{cfg.ckpt_path}`, pooling "
+        header = (f"# Zero-shot variant scores: {pos} vs {neg}\n\nModel `{cfg.model_path}`, pooling "
                   f"`{cfg.pooling}`, strand `{strand}`, {len(scores)} pairs scored in {seconds:.1f} s.")
         (out / "report.md").write_text(markdown_report(table, pos, neg, header))
         plot_groups(scores, columns, out / "report.png")
