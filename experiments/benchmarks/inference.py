@@ -24,11 +24,11 @@ from pathlib import Path
 from common import emit
 from transformers import MixtralForCausalLM
 
+from genolm.checkpoints import load_classifier
 from genolm.data.labeled import read_labeled_csv
 from genolm.data.tokenizers import pretrained
 from genolm.design.oracle import classifier_oracle
 from genolm.generation.sampling import generate_dna
-from genolm.checkpoints import load_classifier
 from genolm.scoring.effects import score_pairs_one_by_one, score_variants
 from genolm.scoring.variants import read_fasta_pairs
 

@@ -1,1 +1,4 @@
-"""Optional fast paths for Mixtral DNA models (attention kernel, MoE dispatch, fused loss); equal to plain transformers to float rounding."""
+"""Optional fast paths for Mixtral DNA models (attention kernel, MoE dispatch, fused loss).
+
+Equal to plain transformers to float rounding.
+"""
