@@ -12,7 +12,7 @@ DATA_MODE ?= link
 export HF_HUB_OFFLINE ?= 1
 export WANDB_MODE ?= offline
 
-.PHONY: install data demo test test-slow lint clean gue zeroshot generation design bench interpret
+.PHONY: install data demo test test-fast test-unit test-slow lint clean gue zeroshot generation design bench interpret
 
 # exact versions the suite passed with (CONSTRAINTS= installs what pip resolves today)
 CONSTRAINTS ?= constraints.txt
@@ -44,8 +44,16 @@ demo: install data
 	$(BIN)/genolm-optimize model_path=data/models/Mistral-DNA-v1-1M-hg38-finetuned-tf0 \
 	  start.csv=data/GUE/tf/0/test.csv start.label=0 start.n=3 task_name=demo_optimize
 
+# everything but `slow` (what CI runs); test-fast: no subprocess runs (aim: under a minute);
+# test-unit: tests/unit only, needs no data mirror
 test: install data
 	$(BIN)/pytest
+
+test-fast: install data
+	$(BIN)/pytest -m "not slow and not subprocess"
+
+test-unit: install
+	$(BIN)/pytest tests/unit
 
 test-slow: install data
 	$(BIN)/pytest -m slow

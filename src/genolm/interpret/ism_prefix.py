@@ -9,7 +9,7 @@ smallest first differing token on, attending to the reference's cached prefix (t
 :func:`genolm.scoring.pairs.forward_pairs`, one reference for many alternatives). A classifier's
 score is read at the last real token, which every mutant runs itself (the last layer runs its
 queries and experts there only: ``mixtral_trunk(last=...)``). Effects equal the generic
-path to float32 rounding (``tests/test_ism_prefix.py``).
+path to float32 rounding (``tests/integration/test_ism_prefix.py``).
 
 The scorer is also a plain score function (``list[str] -> array``, the fast trunk over whole
 sequences), so everything that takes one still works; :func:`genolm.interpret.ism.saturation_mutagenesis`

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import DATA, compose_cfg, run_cli, tiny_overrides
+from helpers import DATA, compose_cfg, run_cli, tiny_overrides
 from omegaconf import OmegaConf
 
 from genolm import run_folder
@@ -47,6 +47,7 @@ def _no_scheduler(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(var, raising=False)
 
 
+@pytest.mark.subprocess
 def test_a_live_run_holds_its_folder_and_an_ended_one_is_not_reused(tmp_path: Path) -> None:
     folder = tmp_path / "run"
     proc = _holder(folder)
@@ -59,6 +60,7 @@ def test_a_live_run_holds_its_folder_and_an_ended_one_is_not_reused(tmp_path: Pa
     assert json.loads((folder / ".genolm" / "run.json").read_text())["pid"] == os.getpid()
 
 
+@pytest.mark.subprocess
 def test_the_same_scheduler_job_may_rerun_in_its_folder(tmp_path: Path, monkeypatch) -> None:
     folder = tmp_path / "run"
     _release(_holder(folder, {"SLURM_JOB_ID": "77"}))
@@ -94,6 +96,7 @@ def lm(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return objects["hf_dir"]
 
 
+@pytest.mark.subprocess
 def test_runs_started_together_get_their_own_folders(lm: Path, tmp_path: Path) -> None:
     exe = Path(sys.executable).parent / "genolm-generate"
     args = [f"model_path={lm}", "n=4", "length=30", f"paths.root_dir={tmp_path}", f"paths.data_dir={DATA}"]
@@ -108,6 +111,7 @@ def test_runs_started_together_get_their_own_folders(lm: Path, tmp_path: Path) -
     assert seeds == {1, 2} and all(len(list(f.glob("*.fa"))) == 1 for f in folders)
 
 
+@pytest.mark.subprocess
 def test_pretrain_rerun_in_a_used_folder_is_refused_unless_resuming(tmp_path: Path, cache_dir: Path) -> None:
     run = tmp_path / "logs" / "pretrain" / "runs" / "mine"
     base = [o for o in tiny_overrides(tmp_path, cache_dir) if not o.startswith("paths.output_dir")] + [
@@ -132,6 +136,7 @@ def test_pretrain_rerun_in_a_used_folder_is_refused_unless_resuming(tmp_path: Pa
     assert not [p for p in run.iterdir() if ".old-" in p.name or ".tmp-" in p.name]
 
 
+@pytest.mark.subprocess
 def test_a_cli_run_refuses_a_folder_another_live_run_holds(lm: Path, tmp_path: Path) -> None:
     folder = tmp_path / "shared"
     proc = _holder(folder)

@@ -8,10 +8,10 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-from tokenizers import Regex, Tokenizer, models, pre_tokenizers
+from helpers import dimer_tokenizer
 
 from genolm.baselines.markov import MarkovChains
-from genolm.data.tokenizers import SPECIAL_TOKENS, char, wrap_tokenizer
+from genolm.data.tokenizers import char
 from genolm.errors import GenolmError
 from genolm.inference.lm_bits import total_bits_per_base, window_bits
 
@@ -61,13 +61,6 @@ class UniformPerBase(torch.nn.Module):
         return SimpleNamespace(logits=self.row.expand(*input_ids.shape, -1).clone())
 
 
-def dimer_tokenizer():
-    vocab = {t: i for i, t in enumerate(SPECIAL_TOKENS + [a + b for a in "ACGT" for b in "ACGT"])}
-    tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="[UNK]"))
-    tok.pre_tokenizer = pre_tokenizers.Split(Regex(".."), behavior="isolated")
-    return wrap_tokenizer(tok)
-
-
 @pytest.mark.parametrize("start", ["sep", "bos"])
 def test_uniform_model_scores_two_bits_per_base_whatever_the_tokenizer(start: str) -> None:
     rng = np.random.default_rng(1)
@@ -90,43 +83,6 @@ def test_window_bits_errors() -> None:
     model.config.max_position_embeddings = 8
     with pytest.raises(GenolmError, match="9 positions .* max_position_embeddings=8"):
         window_bits(model, tok, ["ACGTACGT"])
-
-
-def test_reverse_complement_and_strand_augmentation(tmp_path, cache_dir) -> None:
-    from conftest import compose_cfg, tiny_overrides
-    from hydra.utils import instantiate
-
-    from genolm.data.sequences import reverse_complement
-    from genolm.data.tokenizers import complement_ids
-
-    assert reverse_complement("ACGTNacgtnAAC") == "GTTnacgtNACGT"
-    assert reverse_complement(reverse_complement("GATTACANNc")) == "GATTACANNc"
-    tok = char()
-    comp = complement_ids(tok)
-    ids = tok("ACGTTN", add_special_tokens=False)["input_ids"]
-    assert tok.decode(comp[ids[::-1]]).replace(" ", "") == reverse_complement("ACGTTN")
-    with pytest.raises(GenolmError, match="single-base tokenizer"):
-        complement_ids(dimer_tokenizer())
-
-    for packing in ("true", "false"):
-        cfg = compose_cfg("pretrain", tiny_overrides(tmp_path / packing, cache_dir) + [
-            "data.rc_aug=true", f"data.packing={packing}"])
-        dm = instantiate(cfg.data, tokenizer=instantiate(cfg.tokenizer))
-        dm.setup("fit")
-        train, val = dm.datasets["train"], dm.datasets["val"]
-        n = len(train) // 2
-        assert len(train) == 2 * n and len(val) == val.n  # validation stays on the forward strand
-        for i in (0, 7, n - 1):
-            fwd, rev = train[i], train[i + n]
-            assert fwd["input_ids"].shape == rev["input_ids"].shape  # lengths never change
-            # the reverse item is the forward token stream reversed and complemented
-            stream = torch.cat([fwd["input_ids"][:1], fwd["labels"]])
-            back = torch.cat([rev["input_ids"][:1], rev["labels"]])
-            if packing == "true":
-                assert torch.equal(back, torch.from_numpy(comp[stream.numpy()[::-1]]))
-            else:  # [BOS] chunk [EOS] keeps its ends: only the chunk turns around
-                assert torch.equal(back[1:-1], torch.from_numpy(comp[stream.numpy()[1:-1][::-1]]))
-                assert back[0] == stream[0] and back[-1] == stream[-1]
 
 
 def test_single_nucleotide_round_trip() -> None:

@@ -10,7 +10,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import CONF, DATA, REPO, compose_cfg, run_cli
+from helpers import CONF, DATA, REPO, compose_cfg, run_cli
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
@@ -106,6 +106,7 @@ def test_course_105m_matches_course_config() -> None:
         assert cfg.model.arch[key] == course[key], key
 
 
+@pytest.mark.subprocess
 def test_unknown_preset_is_one_clear_error(tmp_path: Path) -> None:
     res = run_cli("genolm-pretrain", "model=nope", f"paths.root_dir={tmp_path}")
     assert res.returncode != 0
@@ -136,6 +137,7 @@ def test_gue_data_root_override_makes_any_folder_a_task(tmp_path: Path) -> None:
     assert [len(frames[s]) for s in ("train", "val", "test")] == [10, 10, 10]
 
 
+@pytest.mark.subprocess
 def test_a_regular_install_ships_every_config(tmp_path: Path) -> None:
     """Build the wheel, unpack it, and find and compose the configs from the unpacked package alone."""
     src = tmp_path / "checkout"

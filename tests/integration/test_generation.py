@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import DATA, run_cli, tiny_lm, write_fasta
+from helpers import DATA, run_cli, tiny_lm, write_fasta
 
 from genolm.checkpoints import export_hf, load_causal_lm
 from genolm.data.tokenizers import char, pretrained
@@ -99,6 +99,7 @@ def test_novelty_index_finds_planted_matches() -> None:
     assert index.longest_match(reverse_complement(corpus[0][300:500])) == 200  # other strand
 
 
+@pytest.mark.subprocess
 def test_cli_generate_with_report(tmp_path: Path) -> None:
     model, tok = tiny_lm(char())
     hf = export_hf(model, tok, tmp_path / "hf")
@@ -148,6 +149,7 @@ def test_start_token_is_the_first_token_sampling_sees(monkeypatch: pytest.Monkey
         generate_dna(model, tok, n=1, length=20, progress=False, start="cls")
 
 
+@pytest.mark.subprocess
 def test_cli_start_auto_follows_the_training_record(tmp_path: Path) -> None:
     """A model whose run folder records packed chunks is sampled after [SEP], as eval-lm scores it."""
     model, tok = tiny_lm(char())

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import CHR22
+from helpers import CHR22
 
 from genolm.data import tokenizers as T
 from genolm.data.corpus import prepare_corpus
@@ -98,6 +98,7 @@ def test_temporaries_name_their_host_and_process(tmp_path: Path) -> None:
         tmp_file.write_text("{}")
 
 
+@pytest.mark.subprocess
 def test_atomic_dir_removes_only_temps_of_dead_local_processes(tmp_path: Path, dead_pid: int) -> None:
     final = tmp_path / "cache"
     dead = stale_name(final, dead_pid)
@@ -115,6 +116,7 @@ def test_atomic_dir_removes_only_temps_of_dead_local_processes(tmp_path: Path, d
     assert set(tmp_path.iterdir()) == {final, *kept}
 
 
+@pytest.mark.subprocess
 def test_atomic_file_removes_failed_and_stale_temps(tmp_path: Path, dead_pid: int) -> None:
     path = tmp_path / "metrics.json"
     stale, live = stale_name(path, dead_pid), stale_name(path, os.getpid())
@@ -128,6 +130,7 @@ def test_atomic_file_removes_failed_and_stale_temps(tmp_path: Path, dead_pid: in
     assert set(tmp_path.iterdir()) == {live, path}
 
 
+@pytest.mark.subprocess
 def test_reused_corpus_and_cache_remove_stale_temps(corpus: Path, tmp_path: Path, dead_pid: int) -> None:
     cache = build_token_cache(corpus, T.char(), tmp_path)
     litter = [stale_name(cache, dead_pid), stale_name(corpus, dead_pid)]
@@ -142,6 +145,7 @@ def _files(folder: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
 
 
+@pytest.mark.subprocess
 def test_cache_build_killed_midway_is_rebuilt_whole_without_litter(corpus: Path, tmp_path: Path) -> None:
     root, stalled = tmp_path / "killed", tmp_path / "stalled"
     with open(tmp_path / "child.log", "w") as child_log:

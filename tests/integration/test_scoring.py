@@ -9,7 +9,7 @@ import pandas as pd
 import pyfaidx
 import pytest
 import torch
-from conftest import CHR2, DATA, run_cli, tiny_lm, write_fasta
+from helpers import CHR2, DATA, run_cli, tiny_lm, write_fasta
 from sklearn.metrics import roc_auc_score
 
 from genolm.checkpoints import export_hf
@@ -222,6 +222,7 @@ def test_bad_inputs(tmp_path: Path) -> None:
         read_vcf_windows(tmp_path / "only_bad.vcf", gz, 201, tmp_path / "idx")
 
 
+@pytest.mark.subprocess
 def test_cli_scores_and_reports(lm, tmp_path: Path) -> None:
     hf = export_hf(*lm, tmp_path / "hf")
     res = run_cli("genolm-score", f"model_path={hf}", "limit=40", "report.n_boot=50",

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import CONF, DATA, MISTRAL_TF0, compose_cfg, run_cli, tiny_lm, write_fasta
+from helpers import CONF, DATA, MISTRAL_TF0, compose_cfg, run_cli, tiny_lm, write_fasta
 
 from genolm import config_schema as schema
 from genolm.checkpoints import export_hf, load_classifier
@@ -245,6 +245,7 @@ def test_shipped_defaults() -> None:
     assert compose_cfg("optimize", ["model_path=x"]).oracle.strand == "forward"
 
 
+@pytest.mark.subprocess
 def test_cli_bad_strand(tmp_path: Path) -> None:
     res = run_cli("genolm-eval", f"model_path={MISTRAL_TF0}", "strand=minus", f"paths.root_dir={tmp_path}",
                   f"paths.data_dir={DATA}")

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
-from conftest import DATA, compose_cfg, run_cli, tiny_overrides
+from helpers import DATA, compose_cfg, run_cli, tiny_overrides
 from transformers import AutoModelForSequenceClassification
 
 from genolm.checkpoints import safe_load
@@ -112,6 +112,7 @@ def test_finetune_from_genolm_pretraining(tmp_path: Path, cache_dir: Path) -> No
         assert module.net.score.out_features == 3 and len(module.tokenizer) == 300
 
 
+@pytest.mark.subprocess
 def test_multirun_writes_summary(tmp_path: Path) -> None:
     res = run_cli("genolm-finetune", "-m", "task=tf0,tf1", f"model_path={TF1_MODEL}",
                   "data.limit_train=200", "trainer.max_epochs=1", "trainer.enable_progress_bar=false",
@@ -125,6 +126,7 @@ def test_multirun_writes_summary(tmp_path: Path) -> None:
     assert (sweep / "summary.md").read_text().startswith("| job | overrides | test/")
 
 
+@pytest.mark.subprocess
 @pytest.mark.parametrize("ckpt,match", [
     ("nowhere", "neither a genolm .ckpt file nor a Hugging Face folder"),
     ("models/Mixtral-8x7B-v0.1-dna-config", "not a sequence classifier"),
@@ -136,6 +138,7 @@ def test_eval_bad_checkpoint(tmp_path: Path, ckpt: str, match: str) -> None:
     assert match in res.stderr.strip().splitlines()[-1] and "Traceback" not in res.stderr
 
 
+@pytest.mark.subprocess
 def test_optuna_sweep_runs_trials(tmp_path: Path) -> None:
     res = run_cli("genolm-finetune", "hparams_search=finetune_optuna", "hydra.sweeper.n_trials=2",
                   f"model_path={TF1_MODEL}", "data.limit_train=200", "trainer.max_epochs=1",

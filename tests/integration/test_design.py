@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import DATA, MISTRAL_TF0, run_cli
+from helpers import DATA, MISTRAL_TF0, run_cli
 
 from genolm.checkpoints import load_classifier
 from genolm.design.algorithms import annealing, genetic, greedy
@@ -88,6 +88,7 @@ def test_pwm_scanner_planted_motif_and_hand_score(tmp_path: Path) -> None:
     assert "MA0004.1.Arnt" in hits(rc, jaspar[:1], 0.9)  # found on the reverse strand
 
 
+@pytest.mark.subprocess
 def test_cli_optimize_with_real_oracle(tmp_path: Path) -> None:
     tf0 = DATA / "models" / "Mistral-DNA-v1-1M-hg38-finetuned-tf0"
     res = run_cli("genolm-optimize", f"model_path={tf0}", f"start.csv={DATA}/GUE/tf/0/test.csv",

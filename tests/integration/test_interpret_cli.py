@@ -12,8 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import CONF, DATA, MISTRAL_TF0, write_fasta
-from test_interpret import tiny_mixtral
+from helpers import CONF, DATA, MISTRAL_TF0, tiny_mixtral, write_fasta
 from transformers import MixtralForCausalLM
 
 from genolm.data.labeled import read_labeled_csv
@@ -30,6 +29,7 @@ def interpret(*args: str, cwd: Path) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, cwd=cwd, env={**os.environ, **env}, timeout=900)
 
 
+@pytest.mark.subprocess
 def test_cli_on_the_shipped_tf0_classifier_writes_every_output(tmp_path: Path) -> None:
     res = interpret(f"model_path={MISTRAL_TF0}", f"input.csv={TF0_TEST}", "input.label=1", "input.n=5",
                     "logos.n=2", f"hydra.run.dir={tmp_path}/run", cwd=tmp_path)
@@ -54,6 +54,7 @@ def test_cli_on_the_shipped_tf0_classifier_writes_every_output(tmp_path: Path) -
     assert "sequences (505 bases) explained" in res.stdout
 
 
+@pytest.mark.subprocess
 def test_cli_runs_ism_for_a_causal_lm(tmp_path: Path) -> None:
     model, tok = tiny_mixtral(MixtralForCausalLM)
     model.save_pretrained(tmp_path / "lm")
@@ -95,6 +96,7 @@ BAD = [
 ]
 
 
+@pytest.mark.subprocess
 @pytest.mark.parametrize("case,args,expected", BAD, ids=[b[0] for b in BAD])
 def test_bad_input_gives_one_line(tmp_path: Path, case: str, args: list[str], expected: str) -> None:
     rng = np.random.default_rng(0)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import CHR22
+from helpers import CHR22
 
 from genolm.data import tokenizers as T
 from genolm.data.corpus import prepare_corpus

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import DATA, compose_cfg
+from helpers import DATA, compose_cfg
 
 from genolm.interpret.gradients import onehot_integrated_gradients
 from genolm.interpret.ism import ism_hypothetical, one_hot, saturation_mutagenesis

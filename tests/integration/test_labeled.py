@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import DATA, MISTRAL_TF0
+from helpers import DATA, MISTRAL_TF0
 
 from genolm.data.classification import LabeledSequenceDataModule
 from genolm.data.labeled import read_fasta_pair, read_labeled_csv, stratified_split

@@ -6,7 +6,7 @@ import gzip
 from pathlib import Path
 
 import pytest
-from conftest import CHR22, DATA, MISTRAL_TF0
+from helpers import CHR22, DATA, MISTRAL_TF0
 from tokenizers import Tokenizer
 
 from genolm.data import tokenizers as T

@@ -11,7 +11,7 @@ import gzip
 from pathlib import Path
 
 import pytest
-from conftest import CHR22, DATA, MISTRAL_TF0, compose_cfg, run_cli, tiny_overrides, write_fasta
+from helpers import CHR22, DATA, MISTRAL_TF0, compose_cfg, run_cli, tiny_overrides, write_fasta
 
 from genolm.pipelines.pretrain import train as pretrain
 
@@ -100,6 +100,7 @@ CASES = [
 ]
 
 
+@pytest.mark.subprocess
 @pytest.mark.parametrize("case,cli,args,expected", CASES, ids=[c[0] for c in CASES])
 def test_bad_input_gives_one_line_and_leaves_nothing(files, tmp_path: Path, case: str, cli: str,
                                                       args: list[str], expected: str) -> None:

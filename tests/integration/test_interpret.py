@@ -5,12 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import DATA, MISTRAL_TF0
-from transformers import MixtralConfig, MixtralForCausalLM, MixtralForSequenceClassification
+from helpers import DATA, MISTRAL_TF0, tiny_mixtral
+from transformers import MixtralForCausalLM, MixtralForSequenceClassification
 
 from genolm.checkpoints import load_classifier
 from genolm.data.labeled import read_labeled_csv
-from genolm.data.tokenizers import char
 from genolm.inference.batches import sequence_log_likelihood
 from genolm.interpret.gradients import (
     base_token_ids,
@@ -49,17 +48,6 @@ def tf0():
 def positives() -> list[str]:
     test = read_labeled_csv(DATA / "GUE" / "tf" / "0" / "test.csv")
     return test.loc[test["label"] == 1, "sequence"].tolist()
-
-
-def tiny_mixtral(cls, seed: int = 0):
-    """A random single-expert Mixtral over the single-base tokenizer (weights large enough to matter)."""
-    tok = char()
-    config = MixtralConfig(vocab_size=len(tok), hidden_size=16, intermediate_size=16, num_hidden_layers=2,
-                           num_attention_heads=2, num_key_value_heads=2, num_local_experts=1,
-                           num_experts_per_tok=1, max_position_embeddings=128, initializer_range=0.3,
-                           pad_token_id=tok.pad_token_id, num_labels=2)
-    torch.manual_seed(seed)
-    return cls(config).eval(), tok
 
 
 def test_mutants_and_one_hot() -> None:

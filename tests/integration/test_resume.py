@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import compose_cfg, run_cli, tiny_overrides
+from helpers import compose_cfg, run_cli, tiny_overrides
 
 from genolm.errors import GenolmError
 from genolm.pipelines.pretrain import train
@@ -74,6 +74,7 @@ def _first_last_ckpt(root: Path, proc: subprocess.Popen, timeout: float = 300) -
         time.sleep(0.02)
 
 
+@pytest.mark.subprocess
 def test_sigkill_then_ckpt_path_last_matches_uninterrupted_run(tmp_path: Path, cache_dir: Path) -> None:
     root = tmp_path / "killed"
     proc = _start(root, cache_dir, "trainer.max_steps=100000")
@@ -102,6 +103,7 @@ def _compose(out: Path, cache: Path, *extra: str):
     return compose_cfg("pretrain", tiny_overrides(out, cache) + RESUMABLE + list(extra))
 
 
+@pytest.mark.subprocess
 def test_sigterm_saves_a_checkpoint_and_exits_143(tmp_path: Path, cache_dir: Path) -> None:
     """With 4 micro-batches per optimizer step the stop waits for the end of the window."""
     proc = _start(tmp_path, cache_dir, "trainer.max_steps=100000", "global_batch_size=64")
@@ -155,6 +157,7 @@ def test_ckpt_path_resolution(tmp_path: Path) -> None:
         str(own / "checkpoints" / "last.ckpt")
 
 
+@pytest.mark.subprocess
 def test_resume_from_another_model_shape_is_one_clear_error(tiny_cfg, tmp_path: Path,
                                                             cache_dir: Path) -> None:
     _, objects = train(tiny_cfg("trainer.max_steps=2", "export_hf=false"))
@@ -192,6 +195,7 @@ def _children(pid: int) -> list[int]:
     return kids
 
 
+@pytest.mark.subprocess
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds the submitit task through /proc")
 def test_submitit_preemption_saves_requeues_and_resumes_in_place(tmp_path: Path, cache_dir: Path) -> None:
     """USR2 (submitit's timeout/preemption signal) -> stop at a batch, save, requeue, resume, finish."""
@@ -218,6 +222,7 @@ def test_submitit_preemption_saves_requeues_and_resumes_in_place(tmp_path: Path,
     assert metrics["metrics"]["val/loss"] == pytest.approx(reference["val/loss"], abs=1e-5)
 
 
+@pytest.mark.subprocess
 def test_ddp_sigterm_then_resume_matches_uninterrupted_ddp(tmp_path: Path, cache_dir: Path) -> None:
     """2 ranks: SIGTERM to rank 0 stops both at the same step and rank 0 saves; the resumed 2-rank
     run ends exactly where an uninterrupted 2-rank run ends."""
@@ -242,6 +247,7 @@ def test_ddp_sigterm_then_resume_matches_uninterrupted_ddp(tmp_path: Path, cache
         assert resumed["metrics"][key] == pytest.approx(reference["metrics"][key], abs=1e-5), key
 
 
+@pytest.mark.subprocess
 def test_ddp_sigterm_to_rank_1_alone_stops_every_rank_together(tmp_path: Path, cache_dir: Path) -> None:
     """Only the second rank is signalled. (With Lightning's own handler that rank stops on its own
     and rank 0 waits in the next all-reduce for ever.)"""
@@ -257,6 +263,7 @@ def test_ddp_sigterm_to_rank_1_alone_stops_every_rank_together(tmp_path: Path, c
     assert f"stopped at step {saved['global_step']}: saved" in log
 
 
+@pytest.mark.subprocess
 def test_slurm_sigusr1_saves_requeues_and_the_rerun_resumes_in_place(tmp_path: Path, cache_dir: Path) -> None:
     """The sbatch flow outside a cluster: SLURM variables, a stub `scontrol` that records its call."""
     stub = tmp_path / "bin"

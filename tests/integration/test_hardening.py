@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import DATA, MISTRAL_TF0, compose_cfg, run_cli, tiny_overrides, write_fasta
+from helpers import DATA, MISTRAL_TF0, compose_cfg, run_cli, tiny_overrides, write_fasta
 from omegaconf import OmegaConf
 
 from genolm.checkpoints import (
@@ -77,6 +77,7 @@ def test_every_loader_refuses_a_crafted_checkpoint(tmp_path: Path) -> None:
         assert not marker.exists(), load
 
 
+@pytest.mark.subprocess
 @pytest.mark.parametrize("cli,kind,arg", [
     ("genolm-eval", "classifier", "model_path"),
     ("genolm-optimize", "classifier", "model_path"),
@@ -100,6 +101,7 @@ def test_cli_refuses_a_crafted_checkpoint(tmp_path: Path, cache_dir: Path, cli: 
     assert not marker.exists()
 
 
+@pytest.mark.subprocess
 def test_export_hf_cli_refuses_a_crafted_checkpoint(tmp_path: Path) -> None:
     path, marker = crafted(tmp_path, "causal_lm")
     res = run_cli("genolm-export-hf", str(path), str(tmp_path / "out"))
@@ -144,6 +146,7 @@ def test_lm_loaders_refuse_classifiers_and_back(real_ckpts) -> None:
         load_classifier(real_ckpts["lm"])
 
 
+@pytest.mark.subprocess
 @pytest.mark.parametrize("cli,args", [
     ("genolm-score", ["model_path={tf0}", "limit=5"]),
     ("genolm-generate", ["model_path={tf0}", "n=2", "length=20"]),

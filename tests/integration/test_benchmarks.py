@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import REPO
+from helpers import REPO
 
 BENCH = REPO / "experiments" / "benchmarks"
 
@@ -20,6 +20,7 @@ def worker(script: str, *args: str) -> dict:
     return json.loads(line[len("RESULT "):])
 
 
+@pytest.mark.subprocess
 @pytest.mark.parametrize("script,extra", [("course_recipe.py", []), ("genolm_path.py", ["32-true"])])
 def test_training_workers_time_the_same_chunks(script: str, extra: list[str]) -> None:
     res = worker(script, "tiny", "16", "2", "1", "cpu", *extra)

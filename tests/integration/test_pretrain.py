@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import CHR22, DATA, run_cli, tiny_overrides
+from helpers import CHR22, DATA, run_cli, tiny_overrides
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from genolm.checkpoints import load_causal_lm_module
@@ -74,6 +74,7 @@ def test_chunk_longer_than_model_positions(tiny_cfg) -> None:
         build(tiny_cfg("data.block_size=128", "model.arch.max_position_embeddings=64"))
 
 
+@pytest.mark.subprocess
 def test_cli_multirun_two_jobs(tmp_path: Path) -> None:
     overrides = [o for o in tiny_overrides(tmp_path, tmp_path / "cache")
                  if not o.startswith("paths.output_dir")]
@@ -90,6 +91,7 @@ def test_cli_multirun_two_jobs(tmp_path: Path) -> None:
     assert "model.optimizer.lr=0.001" in lrs[0] and "model.optimizer.lr=0.002" in lrs[1]
 
 
+@pytest.mark.subprocess
 def test_cli_missing_input_one_line_no_output(tmp_path: Path) -> None:
     res = run_cli("genolm-pretrain", f"data.inputs=[{tmp_path}/missing.fa]",
                   f"paths.root_dir={tmp_path}", "model=tiny", "tokenizer=char",
@@ -126,6 +128,7 @@ def test_real_hg38_default_corpus_counts(cache_dir: Path) -> None:
     assert counts["train"] + counts["val"] + counts["dropped_n"] == 2_333_275 // 200 + 1_000_000 // 200
 
 
+@pytest.mark.subprocess
 def test_cli_ddp_cpu_two_processes(tmp_path: Path) -> None:
     overrides = [o for o in tiny_overrides(tmp_path, tmp_path / "cache")
                  if not o.startswith("paths.output_dir")]
@@ -146,7 +149,7 @@ def test_default_corpus_mistral_1m_learns(tmp_path: Path, cache_dir: Path) -> No
     overrides = [o for o in tiny_overrides(tmp_path, cache_dir)
                  if not o.startswith(("data.inputs", "model=", "tokenizer=", "data.block_size",
                                       "data.batch_size", "trainer.limit_val_batches"))]
-    from conftest import compose_cfg
+    from helpers import compose_cfg
 
     cfg = compose_cfg("pretrain", overrides + ["experiment=demo", "trainer.max_steps=150",
                                                "logger=csv", "trainer.enable_progress_bar=false"])

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import DATA, run_cli, write_fasta
+from helpers import DATA, run_cli, write_fasta
 
 from genolm.baselines.markov import MarkovChains
 from genolm.data.sequences import reverse_complement
@@ -17,7 +17,7 @@ YEAST = DATA / "yeast" / "R64-1-1_chrI_X_XIII_softmasked.fa.gz"
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path):
-    from conftest import compose_cfg, tiny_overrides
+    from helpers import compose_cfg, tiny_overrides
 
     out = tmp_path_factory.mktemp("lm")
     cfg = compose_cfg("pretrain", tiny_overrides(out / "run", cache_dir) + [
@@ -61,6 +61,7 @@ def test_pretraining_reports_lm_beside_markov_chains(tiny_run) -> None:
     assert "best Markov chain (order" in format_summary(metrics, objects)
 
 
+@pytest.mark.subprocess
 def test_eval_lm_cli_on_other_dna(tiny_run, tmp_path: Path) -> None:
     _, metrics, objects = tiny_run
     res = run_cli("genolm-eval-lm", f"model_path={objects['hf_dir']}", f"fasta=[{YEAST}]", "window=100",
@@ -76,6 +77,7 @@ def test_eval_lm_cli_on_other_dna(tiny_run, tmp_path: Path) -> None:
     assert (tmp_path / "e" / "windows.tsv").read_text().count("\n") == 61
 
 
+@pytest.mark.subprocess
 @pytest.mark.parametrize(("case", "message"), [
     ("short", "no window of 500 bases without N"),
     ("not_a_model", "neither a genolm .ckpt file nor a Hugging Face folder"),

@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import CHR2, MISTRAL_TF0
-from test_interpret import tiny_mixtral
+from helpers import CHR2, MISTRAL_TF0, tiny_mixtral
 from transformers import MixtralForCausalLM, MixtralForSequenceClassification
 
 from genolm.checkpoints import load_classifier

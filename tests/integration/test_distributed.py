@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
-from conftest import DATA, compose_cfg, run_cli, tiny_overrides
+from helpers import DATA, compose_cfg, run_cli, tiny_overrides
 from hydra.utils import instantiate
 from torch.utils.data import TensorDataset
 
@@ -81,6 +81,7 @@ def _pretrain_overrides(tmp_path: Path, cache: Path) -> list[str]:
         f"paths.root_dir={tmp_path}", "trainer.max_steps=6", "global_batch_size=32", "data.batch_size=16"]
 
 
+@pytest.mark.subprocess
 def test_ddp_cpu_multirun_matches_single_process(tmp_path: Path, cache_dir: Path) -> None:
     """2 jobs x 2 ranks: one folder per job, rank 0 writes; job 0 equals a 1-process run."""
     overrides = _pretrain_overrides(tmp_path, cache_dir)
@@ -106,6 +107,7 @@ def test_ddp_cpu_multirun_matches_single_process(tmp_path: Path, cache_dir: Path
     assert other_job["metrics"]["val/loss"] != ddp["metrics"]["val/loss"]
 
 
+@pytest.mark.subprocess
 def test_ddp_cpu_finetune_matches_single_process(tmp_path: Path) -> None:
     common = [f"paths.data_dir={DATA}", f"paths.root_dir={tmp_path}", "logger=csv", "task=tf0",
               f"model_path={TF1_MODEL}", "model.new_head=true", "data.limit_train=256",

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import DATA, MISTRAL_TF0, run_cli
+from helpers import DATA, MISTRAL_TF0, run_cli
 
 from genolm.checkpoints import load_classifier
 from genolm.design.audit import edited_positions, gained_sites, percentiles, position_importance, random_edits
@@ -40,6 +40,7 @@ def _optimize(tmp_path: Path, *args: str) -> Path:
     return run
 
 
+@pytest.mark.subprocess
 def test_audit_with_the_tf0_oracle(tmp_path: Path) -> None:
     run = _optimize(tmp_path, "audit.enabled=true", "audit.logos=1")
     results = pd.read_csv(run / "results.tsv", sep="\t")
@@ -70,6 +71,7 @@ def test_audit_with_the_tf0_oracle(tmp_path: Path) -> None:
     assert not (run / "audit_motifs.tsv").exists()
 
 
+@pytest.mark.subprocess
 def test_audit_disabled_and_bad_values(tmp_path: Path) -> None:
     run = _optimize(tmp_path / "off")
     assert (run / "results.tsv").is_file()
