@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import CONF, DATA, compose_cfg, run_cli
+from helpers import CONF, DATA, compose_cfg, run_cli
 from hydra.errors import ConfigCompositionException
 from omegaconf import DictConfig, OmegaConf
 
@@ -111,6 +111,7 @@ def test_groups_hold_only_what_composes() -> None:
             assert path.read_text().startswith(f"# @package {package}\n"), path
 
 
+@pytest.mark.subprocess
 @pytest.mark.parametrize("cli,wrong,extra", [
     ("genolm-pretrain", "task=tf0", []), ("genolm-finetune", "corpus=hg38", ["model_path=x"])])
 def test_cli_with_a_wrong_group_fails_at_composition(tmp_path: Path, cli: str, wrong: str,
@@ -123,6 +124,7 @@ def test_cli_with_a_wrong_group_fails_at_composition(tmp_path: Path, cli: str, w
     assert not (tmp_path / "logs").exists()  # no run folder
 
 
+@pytest.mark.subprocess
 def test_cli_deprecated_key_and_conflict(tmp_path: Path) -> None:
     """The old name reaches the code (one deprecation line, then the model is looked for); old and
     new names that disagree stop with one error line and leave no run folder."""
