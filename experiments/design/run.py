@@ -16,13 +16,13 @@ import pandas as pd
 import torch
 import transformers
 
+from genolm.checkpoints import load_classifier
 from genolm.data.labeled import read_labeled_csv
 from genolm.design.algorithms import annealing, genetic, greedy
 from genolm.design.constraints import Constraints
 from genolm.design.oracle import Oracle, classifier_oracle
 from genolm.design.search import search
 from genolm.io import markdown_table
-from genolm.checkpoints import load_classifier
 
 ALGORITHMS = {"greedy": partial(greedy, rounds=10),
               "genetic": partial(genetic, rounds=10, population=64, mutation_rate=0.02),

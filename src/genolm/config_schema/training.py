@@ -76,7 +76,6 @@ class CausalLM(Section):
     arch: Arch
     optimizer: Optimizer
     scheduler: Scheduler = Scheduler()
-    fast: bool = True
 
 
 class Lora(Section):

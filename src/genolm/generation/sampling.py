@@ -58,7 +58,7 @@ def generate_dna(model: PreTrainedModel, tokenizer: PreTrainedTokenizerFast, n: 
                  prompt: str = "", temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
                  repetition_penalty: float = 1.0, greedy: bool = False, seed: int = 0,
                  batch_size: int = 64, device: str | None = None, progress: bool = True,
-                 use_cache: bool = True, start: str = "bos") -> pd.DataFrame:
+                 start: str = "bos") -> pd.DataFrame:
     """Sample ``n`` DNA sequences of exactly ``length`` bases (the prompt included).
 
     Sampling uses transformers ``generate`` (KV cache) on batches of ``batch_size``. Special
@@ -71,8 +71,6 @@ def generate_dna(model: PreTrainedModel, tokenizer: PreTrainedTokenizerFast, n: 
     ``[CLS] seq [SEP]`` rows); :func:`genolm.inference.lm_bits.resolve_start` picks it from a
     model's training record, as ``genolm-eval-lm`` does for scoring (``genolm-generate`` calls it
     for ``start: auto``). The default, ``bos``, keeps library calls as they were before the setting.
-
-    ``use_cache=False`` (recompute the whole prefix at every step) exists for speed comparisons.
 
     Returns:
         DataFrame ``id, sequence, length, gc, log_likelihood`` (model log-likelihood in nats of
@@ -104,7 +102,7 @@ def generate_dna(model: PreTrainedModel, tokenizer: PreTrainedTokenizerFast, n: 
             temperature=temperature if not greedy else None, top_k=top_k if not greedy else None,
             top_p=top_p if not greedy else None, repetition_penalty=repetition_penalty,
             max_new_tokens=min(budget, max(1, length - len(prompt))), bad_words_ids=banned,
-            pad_token_id=tokenizer.pad_token_id, eos_token_id=None, use_cache=use_cache,
+            pad_token_id=tokenizer.pad_token_id, eos_token_id=None,
             stopping_criteria=StoppingCriteriaList([EnoughBases(lengths, len(prefix), length - len(prompt))]))
         for row in out[:, len(prefix) :].tolist():
             toks = tokenizer.convert_ids_to_tokens([t for t in row if t != tokenizer.pad_token_id])

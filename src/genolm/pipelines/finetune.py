@@ -78,7 +78,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     L.seed_everything(cfg.seed, workers=True)
     datamodule: LabeledSequenceDataModule = instantiate(cfg.data)
     datamodule.load()
-    model: SequenceClassifierModule = instantiate(cfg.model, num_labels=datamodule.num_labels)
+    model: SequenceClassifierModule = instantiate(cfg.model, num_labels=datamodule.num_labels, fast=cfg.fast)
     datamodule.set_tokenizer(model.tokenizer, model.max_positions)
     datamodule.test_strand = cfg.strand
     trainable, total = trainable_parameters(model.net)
