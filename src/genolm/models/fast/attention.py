@@ -142,7 +142,11 @@ def hf_attention(module: nn.Module, query: torch.Tensor, key: torch.Tensor, valu
     if n_kv != n_q:
         key, value = key.repeat_interleave(n_q // n_kv, dim=1), value.repeat_interleave(n_q // n_kv, dim=1)
     scale = scaling if scaling is not None else query.shape[-1] ** -0.5
-    out = _attend(query, key, value, attention_mask, scale, dropout)
+    if query.shape[2] == 1 and attention_mask is None and dropout == 0.0:
+        # a decoding step sees every cached key: no mask to build, nothing to block
+        out = F.scaled_dot_product_attention(query, key, value, scale=scale)
+    else:
+        out = _attend(query, key, value, attention_mask, scale, dropout)
     return out.transpose(1, 2), None
 
 
