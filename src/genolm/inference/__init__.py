@@ -1,1 +1,4 @@
-"""Shared by every lab: batches of DNA windows through a model (tokenize, pad, pool, forward), bits per base, strands, CPU batch parallelism."""
+"""Shared by every lab: batches of DNA windows through a model.
+
+Tokenize, pad, pool, forward; bits per base, strands, CPU batch parallelism.
+"""

@@ -1,1 +1,4 @@
-"""One module per console entrypoint (``genolm-<verb>``): ``run(cfg)``/``train(cfg)`` plus its ``@hydra.main`` wrapper."""
+"""One module per console entrypoint (``genolm-<verb>``).
+
+Each holds ``run(cfg)``/``train(cfg)`` plus its ``@hydra.main`` wrapper.
+"""

@@ -1,1 +1,4 @@
-"""Training infrastructure shared by pretraining and finetuning: Lightning trainer, resume/preemption, experiment tracking, sweep summaries."""
+"""Training infrastructure shared by pretraining and finetuning.
+
+Lightning trainer, resume/preemption, experiment tracking, sweep summaries.
+"""

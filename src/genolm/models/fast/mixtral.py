@@ -21,7 +21,7 @@ continue from a cached prefix of them (variant scoring shares the ref window's p
 The logits are left to :func:`genolm.models.fast.fused_loss.linear_cross_entropy`, which never
 materialises the full ``tokens x vocab`` log-softmax. Outputs match transformers within 1e-4 in
 fp32 (``tests/test_fast_mixtral.py``). Model-parallel wrappers that gather parameters in module
-hooks (FSDP) need transformers' own forward: see ``CausalLMModule(fast=...)``.
+hooks (FSDP) need transformers' own forward: see :mod:`genolm.models.fast.switch`.
 """
 
 from __future__ import annotations
