@@ -148,3 +148,16 @@ def test_switch_state_lives_in_the_config_and_is_not_saved(tmp_path) -> None:
     assert not fast_enabled(net)
     assert NAME not in (tmp_path / "config.json").read_text()
     assert not use_fast(torch.nn.Linear(2, 2), "true") and not fast_enabled(object())
+
+
+def test_left_padded_batches_stay_finite() -> None:
+    """Left-padded prompts leave pad queries without any visible key: no NaN may leak."""
+    torch.manual_seed(0)
+    net = MixtralForCausalLM(_config(*SHAPES["mha_top1"])).eval()
+    ids = _batch()[0][:2, :6]
+    mask = torch.ones_like(ids)
+    ids[1, :3], mask[1, :3] = 0, 0
+    with torch.no_grad():
+        plain, fast = _both(net, lambda: net(input_ids=ids, attention_mask=mask).logits)
+    assert torch.isfinite(fast).all()
+    assert torch.allclose(plain[mask.bool()], fast[mask.bool()], atol=1e-5)

@@ -146,6 +146,10 @@ def hf_attention(module: nn.Module, query: torch.Tensor, key: torch.Tensor, valu
         # a decoding step sees every cached key: no mask to build, nothing to block
         out = F.scaled_dot_product_attention(query, key, value, scale=scale)
     else:
+        if attention_mask is not None and attention_mask.dtype == torch.bool:
+            # a query that may see no key (left padding) would turn into NaN and spread through
+            # the masked products: let it see every key, its output is never used
+            attention_mask = attention_mask | ~attention_mask.any(-1, keepdim=True)
         out = _attend(query, key, value, attention_mask, scale, dropout)
     return out.transpose(1, 2), None
 
