@@ -2,7 +2,7 @@
 
 - scoring: :func:`genolm.scoring.effects.score_variants` (batches of 128 pairs of similar
   length, shared-prefix pass over the fast Mixtral trunk, head on real tokens only, batches
-  side by side on the CPU cores) vs :func:`score_pairs_one_by_one` (one transformers forward
+  side by side on the CPU cores) vs ``bench_baselines.score_pairs_one_by_one`` (one transformers forward
   per sequence), on the course's SNP pairs; once with every score (the head runs for the
   likelihoods) and once with the embedding distances only (the course's own score; both
   sides then skip the head);
@@ -21,6 +21,7 @@ import sys
 import time
 from pathlib import Path
 
+from bench_baselines import generate_without_cache, plain_oracle, score_pairs_one_by_one
 from common import emit
 from transformers import MixtralForCausalLM
 
@@ -29,7 +30,8 @@ from genolm.data.labeled import read_labeled_csv
 from genolm.data.tokenizers import pretrained
 from genolm.design.oracle import classifier_oracle
 from genolm.generation.sampling import generate_dna
-from genolm.scoring.effects import score_pairs_one_by_one, score_variants
+from genolm.models.fast.switch import use_fast
+from genolm.scoring.effects import score_variants
 from genolm.scoring.variants import read_fasta_pairs
 
 TF0 = "models/Mistral-DNA-v1-1M-hg38-finetuned-tf0"
@@ -67,8 +69,8 @@ def scoring(model, tok, data: Path, n_loop: int, n_batched: int, device: str,
 
 def generation(model, tok, n: int, length: int, device: str) -> dict[str, float]:
     """Bases/s sampling ``n`` sequences of ``length`` bases both ways."""
-    loop = sum(timed(generate_dna, model, tok, 1, length, seed=i, batch_size=1, device=device,
-                     progress=False, use_cache=False) for i in range(n))
+    model.to(device)
+    loop = sum(timed(generate_without_cache, model, tok, length, seed=i) for i in range(n))
     batched = timed(generate_dna, model, tok, n, length, seed=0, batch_size=n, device=device, progress=False)
     return {"unit": "bases/s", "loop": n * length / loop, "batched": n * length / batched}
 
@@ -81,7 +83,7 @@ def oracle(data: Path, n: int, device: str) -> dict[str, float]:
     """
     module = load_classifier(data / TF0)
     batched_fn = classifier_oracle(module, device=device)
-    one_fn = classifier_oracle(module, device=device, fast=False)
+    one_fn = plain_oracle(module, device=device)
     seqs = (read_labeled_csv(data / "GUE/tf/0/test.csv")["sequence"].tolist() * 4)[: n * 10]
     batched_fn(seqs[:512])  # warm-up of the batch shape
     loops, batched = [], []
@@ -96,6 +98,7 @@ def main() -> None:
     """Time the three entrypoints' inner loops and print the RESULT line."""
     data, device = Path(sys.argv[1]), sys.argv[2]
     model = MixtralForCausalLM.from_pretrained(data / TF0).eval()
+    use_fast(model, "auto", device)
     tok = pretrained(data / TF0)
     every, embeddings = ("l2", "cosine", "llr"), ("l2", "cosine")
     tasks = {"scoring (l2, cosine, llr)": scoring(model, tok, data, 512, 4096, device, every),

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from bench_baselines import score_pairs_one_by_one
 from common import emit, machine, pretrain_cfg
 from omegaconf import OmegaConf
 from torch.profiler import ProfilerActivity, profile
@@ -23,8 +24,9 @@ from transformers import MixtralForCausalLM
 from genolm.data.tokenizers import pretrained
 from genolm.models.fast.fused_loss import linear_cross_entropy
 from genolm.models.fast.mixtral import mixtral_hidden_states
+from genolm.models.fast.switch import use_fast
 from genolm.models.mixtral import build_causal_lm, mixtral_config
-from genolm.scoring.effects import score_pairs_one_by_one, score_variants
+from genolm.scoring.effects import score_variants
 from genolm.scoring.variants import read_fasta_pairs
 
 
@@ -67,6 +69,7 @@ def scoring_ops(data: Path, device: str, rows: int = 12) -> list[str]:
     """Markdown sections: operator tables of the per-pair loop (64 pairs) and batched scoring (512)."""
     tf0 = data / "models/Mistral-DNA-v1-1M-hg38-finetuned-tf0"
     net, tok = MixtralForCausalLM.from_pretrained(tf0).eval().to(device), pretrained(tf0)
+    use_fast(net, "auto")
     pairs = read_fasta_pairs(data / "SNP/SNPexon_ref_201b.fasta.gz", data / "SNP/SNPexon_alt_201b.fasta.gz",
                              "exon", limit=512)
     ref, alt = pairs["ref"].tolist(), pairs["alt"].tolist()

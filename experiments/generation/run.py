@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import sys
 import time
 from pathlib import Path
 
@@ -25,6 +26,9 @@ import numpy as np
 import pandas as pd
 import torch
 import transformers
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from bench_baselines import generate_without_cache  # noqa: E402  (the benchmarks' baseline)
 
 from genolm.checkpoints import load_causal_lm
 from genolm.generation.realism import NoveltyIndex
@@ -44,8 +48,7 @@ def speed(model, tok, n: int, length: int, start: str) -> dict[str, float]:
     """Bases/s: one sequence at a time without KV cache (the course) vs batched with cache."""
     t0 = time.perf_counter()
     for i in range(n):
-        generate_dna(model, tok, 1, length, seed=i, batch_size=1, progress=False, use_cache=False,
-                     start=start)
+        generate_without_cache(model, tok, length, seed=i, start=start)
     slow = n * length / (time.perf_counter() - t0)
     t0 = time.perf_counter()
     generate_dna(model, tok, n, length, seed=0, batch_size=n, progress=False, start=start)

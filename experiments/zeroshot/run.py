@@ -10,6 +10,7 @@ import argparse
 import os
 import platform
 import statistics
+import sys
 import time
 from pathlib import Path
 
@@ -17,9 +18,12 @@ import pandas as pd
 import torch
 import transformers
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from bench_baselines import score_pairs_one_by_one  # noqa: E402  (the benchmarks' baseline)
+
 from genolm.checkpoints import load_causal_lm
 from genolm.inference.batches import POOLINGS
-from genolm.scoring.effects import score_pairs_one_by_one, score_variants
+from genolm.scoring.effects import score_variants
 from genolm.scoring.report import group_report, markdown_report, plot_groups
 from genolm.scoring.variants import read_fasta_pairs
 

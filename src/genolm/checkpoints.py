@@ -32,6 +32,7 @@ from transformers import (
 
 from genolm.errors import GenolmError
 from genolm.io import atomic_dir, model_source
+from genolm.models.fast.switch import use_fast
 
 KIND_NAMES = {"causal_lm": "causal LM", "classifier": "sequence classifier"}
 _HF_SUFFIXES = {"causal_lm": ("ForCausalLM", "LMHeadModel"), "classifier": ("ForSequenceClassification",)}
@@ -174,6 +175,7 @@ def load_causal_lm(path: str | Path) -> tuple[PreTrainedModel, PreTrainedTokeniz
             raise GenolmError(f"{path}: checkpoint holds no tokenizer")
         return module.net.eval(), module.tokenizer
     model, tok = _from_folder(AutoModelForCausalLM, path)
+    use_fast(model, "auto")
     return model.eval(), tok
 
 

@@ -46,6 +46,18 @@ def test_every_shipped_option_passes_the_schema(primary: str, group: str, option
     schema.validate(cfg, SCHEMAS[primary])
 
 
+@pytest.mark.parametrize("primary", sorted(SCHEMAS))
+def test_fast_key_in_every_primary_config(primary: str) -> None:
+    """``fast: auto | true | false`` (genolm.models.fast.switch); anything else is one clear error."""
+    base = BASE + REQUIRED.get(primary, [])
+    assert compose_cfg(primary, base).fast == "auto"
+    for good in ("true", "false"):
+        schema.validate(compose_cfg(primary, [*base, f"fast={good}"]), SCHEMAS[primary])
+    message = r"^config: fast='sometimes': Input should be 'auto', 'true' or 'false'$"
+    with pytest.raises(GenolmError, match=message):
+        schema.validate(compose_cfg(primary, [*base, "fast=sometimes"]), SCHEMAS[primary])
+
+
 def test_schema_names_every_bad_key_at_once() -> None:
     cfg = compose_cfg("finetune", BASE + ["model_path=x", "data.batch_size=-1", "model.optimizer.lr=0"])
     with pytest.raises(GenolmError) as err:

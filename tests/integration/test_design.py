@@ -17,6 +17,7 @@ from genolm.design.motifs import Motif, hits, pfm_to_pwm, read_jaspar_pfm, scan
 from genolm.design.oracle import Oracle, classifier_oracle
 from genolm.design.search import search
 from genolm.errors import GenolmError
+from genolm.models.fast.switch import fast_mode
 
 MOTIF = "TATAAT"
 
@@ -115,6 +116,6 @@ def test_fast_classifier_oracle_equals_transformers_forward() -> None:
     module = load_classifier(MISTRAL_TF0)
     seqs = ["ACGT" * 25, "GATTACA" * 9, "TTTTGGGGCCCCAAAA" * 4 + "ACG"]
     fast = classifier_oracle(module, output="logit", device="cpu")(seqs)
-    slow = np.concatenate([classifier_oracle(module, output="logit", device="cpu", fast=False)([s])
-                           for s in seqs])
+    with fast_mode(module.net, False):
+        slow = np.concatenate([classifier_oracle(module, output="logit", device="cpu")([s]) for s in seqs])
     assert np.allclose(fast, slow, atol=1e-4) and np.ptp(fast) > 1e-3

@@ -25,7 +25,7 @@ def test_bf16_mixed_training_with_clipping_and_both_paths(tiny_cfg) -> None:
     losses = {}
     for fast in ("true", "false"):
         metrics, objects = train(tiny_cfg("trainer.precision=bf16-mixed", "trainer.gradient_clip_val=1.0",
-                                          "trainer.max_steps=4", f"model.fast={fast}", "callbacks=none",
+                                          "trainer.max_steps=4", f"fast={fast}", "callbacks=none",
                                           "export_hf=false"))
         assert objects["trainer"].global_step == 4
         losses[fast] = metrics["val/loss"]

@@ -16,6 +16,8 @@ from genolm.data.tokenizers import char, pretrained
 from genolm.errors import GenolmError
 from genolm.generation.realism import MarkovChain, NoveltyIndex, jsd, kmer_spectrum, reverse_complement
 from genolm.generation.sampling import generate_dna
+from genolm.inference.parallel import torch_threads
+from genolm.models.fast.switch import fast_mode
 
 
 @pytest.fixture(scope="module", params=["char", "bpe"])
@@ -35,6 +37,24 @@ def test_same_seed_same_sequences_exact_length(lm) -> None:
     assert (a["length"] == 57).all() and a["gc"].between(0, 1).all() and (a["log_likelihood"] < 0).all()
     prompted = generate_dna(*lm, n=2, length=30, prompt="acgtacgt", seed=1, progress=False)
     assert all(s.startswith("ACGTACGT") and len(s) == 30 for s in prompted["sequence"])
+
+
+def test_sampling_threads_are_scoped_and_the_kernels_do_not_change_samples(lm) -> None:
+    """CPU sampling runs on its own intra-op thread count, torch's comes back afterwards; genolm's
+    kernels and transformers' own sample the same sequences."""
+    model, tok = lm
+    before = torch.get_num_threads()
+    seen = []
+    with torch_threads(before + 1):
+        seen.append(torch.get_num_threads())
+    assert seen == [before + 1] and torch.get_num_threads() == before
+    runs = []
+    for fast in ("true", "false"):
+        with fast_mode(model, fast):
+            runs.append(generate_dna(model, tok, n=4, length=40, seed=5, progress=False, threads=1))
+        assert torch.get_num_threads() == before
+    assert runs[0]["sequence"].tolist() == runs[1]["sequence"].tolist()
+    assert np.allclose(runs[0]["log_likelihood"], runs[1]["log_likelihood"], atol=1e-4)
 
 
 def test_greedy_equals_argmax_stepping() -> None:

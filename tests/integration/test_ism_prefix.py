@@ -27,6 +27,7 @@ from genolm.interpret.ism_prefix import (
     prefix_ism_supported,
 )
 from genolm.models.fast.mixtral import mixtral_trunk
+from genolm.models.fast.switch import fast_mode, use_fast
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -107,8 +108,12 @@ def test_mutations_change_tokenization_and_prefixes_vary(tf0, windows: list[str]
 
 def test_unsupported_models_fall_back() -> None:
     net, tok = tiny_mixtral(MixtralForSequenceClassification)
+    assert not prefix_ism_supported(net)  # a raw transformers model: genolm's kernels are off
+    use_fast(net)
     assert prefix_ism_supported(net)
     assert not prefix_ism_supported(object())
+    with fast_mode(net, False):
+        assert not prefix_ism_supported(net)
 
     class Module:
         net = object()
@@ -121,6 +126,7 @@ def test_prefix_lm_ism_equals_generic_and_loop(windows: list[str]) -> None:
     """A causal LM with the BPE tokenizer (tf0's trunk, a seeded new head): total log-likelihoods."""
     torch.manual_seed(0)
     model = MixtralForCausalLM.from_pretrained(MISTRAL_TF0).eval()
+    use_fast(model)
     tok = pretrained(MISTRAL_TF0)
     generic = lm_scorer(model, tok, device="cpu")
     prefix = PrefixLMScorer(model, tok, device="cpu", group_rows=32)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +10,7 @@ import pandas as pd
 import pyfaidx
 import pytest
 import torch
-from helpers import CHR2, DATA, run_cli, tiny_lm, write_fasta
+from helpers import CHR2, DATA, REPO, run_cli, tiny_lm, write_fasta
 from sklearn.metrics import roc_auc_score
 
 from genolm.checkpoints import export_hf
@@ -19,12 +20,15 @@ from genolm.inference.batches import forward_batch, pad_batch, pool
 from genolm.inference.parallel import cpu_workers, map_batches
 from genolm.models.fast.fused_loss import token_log_probs
 from genolm.models.fast.mixtral import mixtral_hidden_states
-from genolm.scoring.effects import score_pairs_one_by_one, score_variants
+from genolm.models.fast.switch import fast_mode
+from genolm.scoring.effects import score_variants
 from genolm.scoring.pairs import forward_pairs, shared_prefix_length
 from genolm.scoring.report import auroc, group_report
 from genolm.scoring.variants import read_fasta_pairs, read_table_pairs, read_vcf_windows
 
 SNP = DATA / "SNP"
+sys.path.insert(0, str(REPO / "experiments" / "benchmarks"))
+from bench_baselines import score_pairs_one_by_one  # noqa: E402  (the benchmarks' baseline)
 
 
 @pytest.fixture(scope="module")
@@ -92,8 +96,9 @@ def test_shared_prefix_pass_equals_two_independent_passes(lm, pairs) -> None:
     shared = shared_prefix_length(r, a)
     assert 1 < shared < r[0].shape[1] // 2 + 5  # the SNVs sit mid-window
     got = forward_pairs(model, r, a, "mean", pool)
-    emb_r, ll_r = forward_batch(model, *r, "mean", fast=False)
-    emb_a, ll_a = forward_batch(model, *a, "mean", fast=False)
+    with fast_mode(model, False):
+        emb_r, ll_r = forward_batch(model, *r, "mean")
+        emb_a, ll_a = forward_batch(model, *a, "mean")
     assert torch.allclose(got["emb_ref"], emb_r, atol=1e-5)
     assert torch.allclose(got["emb_alt"], emb_a, atol=1e-5)
     assert torch.allclose(got["ref_ll"], ll_r, atol=2e-4)
@@ -111,8 +116,9 @@ def test_pairs_differing_at_the_first_token_share_nothing(lm) -> None:
     ones = torch.ones_like(ref)
     assert shared_prefix_length((ref, ones), (alt, ones)) == 0
     got = forward_pairs(model, (ref, ones), (alt, ones), "mean", pool)
-    emb_r, ll_r = forward_batch(model, ref, ones, "mean", fast=False)
-    emb_a, ll_a = forward_batch(model, alt, ones, "mean", fast=False)
+    with fast_mode(model, False):
+        emb_r, ll_r = forward_batch(model, ref, ones, "mean")
+        emb_a, ll_a = forward_batch(model, alt, ones, "mean")
     assert torch.allclose(got["emb_alt"], emb_a, atol=1e-5)
     assert torch.allclose(got["llr"], ll_a - ll_r, atol=1e-4) and abs(float(got["llr"][1])) < 1e-5
 

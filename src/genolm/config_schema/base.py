@@ -6,7 +6,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from genolm.errors import GenolmError
 
@@ -17,6 +17,9 @@ Fraction = Annotated[float, Field(ge=0, le=1)]
 Steps = Annotated[int, Field(ge=-1)]  # Lightning's -1: no limit
 # which DNA strand predictions score (genolm.inference.strands.STRANDS)
 Strand = Literal["forward", "reverse", "average"]
+# genolm's fast kernels (genolm.models.fast.switch); YAML reads true/false as booleans
+Fast = Annotated[Literal["auto", "true", "false"],
+                 BeforeValidator(lambda v: str(v).lower() if isinstance(v, bool) else v)]
 
 
 class Section(BaseModel):
@@ -31,6 +34,7 @@ class Entry(Section):
     renamed: ClassVar[dict[str, str]] = {}
     seed: int = 42
     task_name: Annotated[str, Field(min_length=1)]
+    fast: Fast = "auto"
 
 
 def _plain(node: Any) -> Any:

@@ -77,7 +77,6 @@ class CausalLM(Section):
     arch: Arch
     optimizer: Optimizer
     scheduler: Scheduler = Scheduler()
-    fast: bool = True
 
 
 class Lora(Section):

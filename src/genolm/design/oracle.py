@@ -41,17 +41,16 @@ class Oracle:
 
 
 def classifier_oracle(module, target_class: int = 1, output: str = "prob", device: str = "auto",
-                      fast: bool = True, strand: str = "forward") -> Callable[[list[str]], np.ndarray]:
+                      strand: str = "forward") -> Callable[[list[str]], np.ndarray]:
     """Score function of a :class:`~genolm.modules.classifier.SequenceClassifierModule`.
 
     Args:
         module: the classifier (with ``.net`` and ``.tokenizer``).
         target_class: class whose probability (or logit) is the score.
         output: ``prob`` or ``logit``.
-        device: ``auto``, ``cpu``, ``cuda``.
-        fast: Mixtral classifiers run through the fast trunk
-            (:func:`genolm.models.classifier.classifier_logits`); ``False`` is transformers' own
-            forward (the course's way, the benchmark's baseline).
+        device: ``auto``, ``cpu``, ``cuda``. genolm's kernels run as switched on ``module.net``
+            (:func:`genolm.models.fast.switch.use_fast`; Mixtral classifiers then take the lean
+            trunk of :func:`genolm.models.classifier.classifier_logits`).
         strand: score the sequences (``forward``), their reverse complements (``reverse``) or
             the mean of both strands' probabilities or logits (``average``).
 
@@ -69,7 +68,7 @@ def classifier_oracle(module, target_class: int = 1, output: str = "prob", devic
     @torch.no_grad()
     def values(seqs: list[str]) -> np.ndarray:
         ids, mask = encode(tok, seqs, max_pos)
-        logits = classifier_logits(net, ids.to(dev), mask.to(dev), fast).float()
+        logits = classifier_logits(net, ids.to(dev), mask.to(dev)).float()
         return (logits.softmax(-1) if output == "prob" else logits).cpu().numpy()
 
     def score(seqs: list[str]) -> np.ndarray:

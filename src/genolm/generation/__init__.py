@@ -1,4 +1,4 @@
-"""Lab 4, generation: sample DNA from a causal LM.
+"""Lab 4, generation: sample DNA from a causal LM and measure how real it looks.
 
-How real it looks is measured (k-mer JSD, GC, novelty) against i.i.d./Markov baselines.
+k-mer JSD, GC and novelty against i.i.d. and Markov baselines.
 """

@@ -15,6 +15,13 @@ from genolm.data.tokenizers import bases_per_token
 from genolm.errors import GenolmError
 from genolm.inference.batches import forward_batch, pad_batch, resolve_device
 from genolm.inference.lm_bits import start_rows, start_token
+from genolm.inference.parallel import torch_threads
+
+# intra-op threads of CPU sampling (and the log-likelihood pass after it): a decoding step is a few
+# hundred kernels over one token per row, too small to split, and on a busy machine every kernel
+# waited for a descheduled second thread (demo model, 2 shared cores at load ~6, fresh process:
+# 46 bases/s with 2 threads, ~800 with 1)
+CPU_DECODE_THREADS = 1
 
 
 class EnoughBases(StoppingCriteria):
@@ -53,12 +60,22 @@ def tokens_to_dna(tokens: Sequence[str]) -> str:
     return "".join(tokens)
 
 
+def _generate_settings(tokenizer: PreTrainedTokenizerFast, temperature: float, top_k: int, top_p: float,
+                       repetition_penalty: float, greedy: bool) -> dict:
+    """``generate`` keyword arguments: sampling settings, banned tokens, no EOS, no router loss."""
+    sampled = {"temperature": temperature, "top_k": top_k, "top_p": top_p}
+    return {"do_sample": not greedy, **{k: None if greedy else v for k, v in sampled.items()},
+            "repetition_penalty": repetition_penalty,
+            "bad_words_ids": [[i] for i in banned_token_ids(tokenizer)],
+            "pad_token_id": tokenizer.pad_token_id, "eos_token_id": None, "output_router_logits": False}
+
+
 @torch.no_grad()
 def generate_dna(model: PreTrainedModel, tokenizer: PreTrainedTokenizerFast, n: int, length: int,
                  prompt: str = "", temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
                  repetition_penalty: float = 1.0, greedy: bool = False, seed: int = 0,
                  batch_size: int = 64, device: str | None = None, progress: bool = True,
-                 use_cache: bool = True, start: str = "bos") -> pd.DataFrame:
+                 start: str = "bos", threads: int | None = None) -> pd.DataFrame:
     """Sample ``n`` DNA sequences of exactly ``length`` bases (the prompt included).
 
     Sampling uses transformers ``generate`` (KV cache) on batches of ``batch_size``. Special
@@ -72,7 +89,9 @@ def generate_dna(model: PreTrainedModel, tokenizer: PreTrainedTokenizerFast, n: 
     model's training record, as ``genolm-eval-lm`` does for scoring (``genolm-generate`` calls it
     for ``start: auto``). The default, ``bos``, keeps library calls as they were before the setting.
 
-    ``use_cache=False`` (recompute the whole prefix at every step) exists for speed comparisons.
+    On CPU, sampling and the log-likelihoods run with ``threads`` intra-op threads (default
+    :data:`CPU_DECODE_THREADS`; torch's setting is restored afterwards); the router's
+    load-balancing loss is not computed.
 
     Returns:
         DataFrame ``id, sequence, length, gc, log_likelihood`` (model log-likelihood in nats of
@@ -92,27 +111,25 @@ def generate_dna(model: PreTrainedModel, tokenizer: PreTrainedTokenizerFast, n: 
     budget = max_pos - len(prefix)
     if length - len(prompt) > budget * int(lengths.max()):
         raise GenolmError(f"{length} bases cannot fit in the model's {max_pos} positions")
-    banned = [[i] for i in banned_token_ids(tokenizer)]
+    settings = _generate_settings(tokenizer, temperature, top_k, top_p, repetition_penalty, greedy)
+    new_bases = length - len(prompt)
+    settings.update(max_new_tokens=min(budget, max(1, new_bases)),
+                    stopping_criteria=StoppingCriteriaList([EnoughBases(lengths, len(prefix), new_bases)]))
+    decode_threads = threads if threads is not None else CPU_DECODE_THREADS if dev.type == "cpu" else None
     sequences = []
     generator_seed = torch.Generator().manual_seed(seed)
-    for lo in tqdm(range(0, n, batch_size), desc="generating", unit="batch", disable=not progress):
-        rows = min(batch_size, n - lo)
-        torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=generator_seed)))
-        ids = torch.tensor([prefix] * rows, device=dev)
-        out = model.generate(
-            input_ids=ids, attention_mask=torch.ones_like(ids), do_sample=not greedy,
-            temperature=temperature if not greedy else None, top_k=top_k if not greedy else None,
-            top_p=top_p if not greedy else None, repetition_penalty=repetition_penalty,
-            max_new_tokens=min(budget, max(1, length - len(prompt))), bad_words_ids=banned,
-            pad_token_id=tokenizer.pad_token_id, eos_token_id=None, use_cache=use_cache,
-            stopping_criteria=StoppingCriteriaList([EnoughBases(lengths, len(prefix), length - len(prompt))]))
-        for row in out[:, len(prefix) :].tolist():
-            toks = tokenizer.convert_ids_to_tokens([t for t in row if t != tokenizer.pad_token_id])
-            sequences.append((prompt + tokens_to_dna(toks))[:length])
-    short = sum(len(s) < length for s in sequences)
-    if short:
-        raise GenolmError(f"{short} sequences ended before {length} bases (model positions exhausted)")
-    return annotate(model, tokenizer, sequences, batch_size, start)
+    with torch_threads(decode_threads):
+        for lo in tqdm(range(0, n, batch_size), desc="generating", unit="batch", disable=not progress):
+            torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=generator_seed)))
+            ids = torch.tensor([prefix] * min(batch_size, n - lo), device=dev)
+            out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), **settings)
+            for row in out[:, len(prefix) :].tolist():
+                toks = tokenizer.convert_ids_to_tokens([t for t in row if t != tokenizer.pad_token_id])
+                sequences.append((prompt + tokens_to_dna(toks))[:length])
+        short = sum(len(s) < length for s in sequences)
+        if short:
+            raise GenolmError(f"{short} sequences ended before {length} bases (model positions exhausted)")
+        return annotate(model, tokenizer, sequences, batch_size, start)
 
 
 def annotate(model: PreTrainedModel, tokenizer: PreTrainedTokenizerFast, sequences: list[str],

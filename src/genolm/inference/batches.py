@@ -11,12 +11,13 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
-from transformers import MixtralForCausalLM, PreTrainedModel, PreTrainedTokenizerFast
+from transformers import PreTrainedModel, PreTrainedTokenizerFast
 
 from genolm.data.tokenizers import encode_many
 from genolm.errors import GenolmError
 from genolm.models.fast.fused_loss import IGNORE, token_log_probs
 from genolm.models.fast.mixtral import mixtral_hidden_states
+from genolm.models.fast.switch import lean_trunk
 
 POOLINGS = ("mean", "max", "last", "logits_max")
 
@@ -51,15 +52,16 @@ def sequence_log_likelihood(logits: torch.Tensor, ids: torch.Tensor, mask: torch
 
 
 @torch.no_grad()
-def forward_batch(model: PreTrainedModel, ids: torch.Tensor, mask: torch.Tensor, pooling: str,
-                  fast: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+def forward_batch(model: PreTrainedModel, ids: torch.Tensor, mask: torch.Tensor, pooling: str
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
     """One forward pass: ``(pooled embeddings, sequence log-likelihoods)``.
 
-    With ``fast`` and a Mixtral model, the trunk runs through
+    With genolm's kernels switched on (:func:`genolm.models.fast.switch.lean_trunk`) the trunk
+    of a Mixtral causal LM runs through
     :func:`genolm.models.fast.mixtral.mixtral_hidden_states` and the likelihood through chunked
     :func:`genolm.models.fast.fused_loss.token_log_probs` (no full log-softmax); same numbers.
     """
-    if fast and isinstance(model, MixtralForCausalLM) and pooling != "logits_max":
+    if pooling != "logits_max" and lean_trunk(model):
         hidden, _ = mixtral_hidden_states(model, ids, mask, router_loss=False)
         target = ids[:, 1:].masked_fill(mask[:, 1:] == 0, IGNORE)
         logp = token_log_probs(hidden[:, :-1].reshape(-1, hidden.shape[-1]), model.lm_head.weight,

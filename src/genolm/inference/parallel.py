@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import TypeVar
 
 import torch
@@ -54,3 +55,19 @@ def map_batches(fn: Callable[[T], R], batches: Iterable[T], workers: int) -> Ite
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
         torch.set_num_threads(total)
+
+
+@contextmanager
+def torch_threads(n: int | None) -> Iterator[None]:
+    """The intra-op thread count of torch set to ``n`` for a block (None: unchanged), restored afterwards.
+
+    The setting is torch's process-wide one, so the block should be the only torch work running.
+    """
+    before = torch.get_num_threads()
+    if n is not None and n != before:
+        torch.set_num_threads(max(1, n))
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != before:
+            torch.set_num_threads(before)

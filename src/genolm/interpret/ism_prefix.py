@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from transformers import MixtralForCausalLM, MixtralForSequenceClassification
+from transformers import MixtralForSequenceClassification
 
 from genolm.data.tokenizers import encode_many
 from genolm.errors import GenolmError
@@ -28,13 +28,17 @@ from genolm.inference.batches import pad_batch, resolve_device
 from genolm.models.classifier import classifier_logits
 from genolm.models.fast.fused_loss import token_log_probs
 from genolm.models.fast.mixtral import mixtral_trunk
+from genolm.models.fast.switch import lean_trunk
 
 GROUP_ROWS = 64  # mutants per trunk call: larger wastes more of the prefix, smaller costs more calls
 
 
 def prefix_ism_supported(net: torch.nn.Module) -> bool:
-    """Whether the prefix-sharing path applies: a plain Mixtral classifier or a Mixtral causal LM."""
-    return type(net) is MixtralForSequenceClassification or isinstance(net, MixtralForCausalLM)
+    """Whether the prefix-sharing path applies (:func:`genolm.models.fast.switch.lean_trunk`).
+
+    genolm's kernels are switched on and ``net`` is a plain Mixtral classifier or causal LM.
+    """
+    return lean_trunk(net)
 
 
 def first_difference(rows: list[list[int]]) -> np.ndarray:

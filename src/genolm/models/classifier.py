@@ -23,6 +23,7 @@ from genolm.data.tokenizers import tokenizer_from_state
 from genolm.errors import GenolmError
 from genolm.io import model_source
 from genolm.models.fast.mixtral import mixtral_trunk
+from genolm.models.fast.switch import lean_trunk, use_fast
 
 log = logging.getLogger(__name__)
 MODES = ("full", "lora", "probe")
@@ -85,6 +86,7 @@ def classifier_from_pretrained(path: str | Path, num_labels: int, new_head: bool
     model.config.pad_token_id = tok.pad_token_id
     if hasattr(model.config, "output_router_logits"):
         model.config.output_router_logits = False
+    use_fast(model, "auto")
     return model, tok
 
 
@@ -123,15 +125,15 @@ def trainable_parameters(model: nn.Module) -> tuple[int, int]:
 
 
 @torch.no_grad()
-def classifier_logits(net: nn.Module, input_ids: torch.Tensor, mask: torch.Tensor, fast: bool = True
-                      ) -> torch.Tensor:
+def classifier_logits(net: nn.Module, input_ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Class logits ``[B, labels]`` of a sequence classifier on a right-padded batch.
 
-    With ``fast`` and a plain ``MixtralForSequenceClassification`` (not LoRA-wrapped) the trunk
-    runs through :func:`genolm.models.fast.mixtral.mixtral_trunk` and the head scores the last
-    real token, as transformers does (same numbers; trailing pads need no mask).
+    With genolm's kernels switched on and a plain ``MixtralForSequenceClassification`` (not
+    LoRA-wrapped; :func:`genolm.models.fast.switch.lean_trunk`) the trunk runs through
+    :func:`genolm.models.fast.mixtral.mixtral_trunk` and the head scores the last real token, as
+    transformers does (same numbers; trailing pads need no mask).
     """
-    if fast and type(net) is MixtralForSequenceClassification:
+    if isinstance(net, MixtralForSequenceClassification) and lean_trunk(net):
         hidden, _, _ = mixtral_trunk(net, input_ids)
         return net.score(hidden[torch.arange(len(hidden), device=hidden.device), mask.sum(1) - 1])
     return net(input_ids=input_ids, attention_mask=mask).logits

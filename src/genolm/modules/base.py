@@ -11,12 +11,15 @@ import logging
 from typing import Any
 
 import lightning as L
+from lightning.pytorch.strategies import FSDPStrategy, ModelParallelStrategy
 from transformers import PreTrainedTokenizerFast
 
 from genolm.data.tokenizers import tokenizer_from_state, tokenizer_state
+from genolm.models.fast.switch import use_fast
 from genolm.modules.optimizers import adamw, warmup_decay
 
 log = logging.getLogger("genolm.modules")
+SHARDED = (FSDPStrategy, ModelParallelStrategy)
 
 
 class GenolmModule(L.LightningModule):
@@ -24,6 +27,19 @@ class GenolmModule(L.LightningModule):
 
     kind = "module"
     tokenizer: PreTrainedTokenizerFast | None = None
+    # genolm's fast kernels: auto, true or false (genolm.models.fast.switch); resolved in setup()
+    fast: str | bool = "auto"
+
+    def setup(self, stage: str) -> None:
+        """Switch genolm's kernels per ``fast`` for the trainer's device.
+
+        Sharded strategies (FSDP) gather parameters in module hooks and keep transformers' own.
+        """
+        if self._trainer is not None and isinstance(self.trainer.strategy, SHARDED):
+            use_fast(self.net, False)
+        else:
+            device = self.trainer.strategy.root_device if self._trainer is not None else None
+            use_fast(self.net, self.fast, device)
 
     def hf_config(self) -> dict[str, Any]:
         """The network's transformers config as a plain dict."""

@@ -8,19 +8,18 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from lightning.pytorch.strategies import FSDPStrategy, ModelParallelStrategy
 from torchmetrics import SumMetric
 from transformers import PreTrainedTokenizerFast
 
 from genolm.inference.lm_bits import dna_nll, special_token_mask
 from genolm.models.fast.fused_loss import linear_cross_entropy
 from genolm.models.fast.mixtral import mixtral_hidden_states
+from genolm.models.fast.switch import lean_trunk, use_fast
 from genolm.models.mixtral import build_causal_lm, mixtral_config
 from genolm.modules.base import GenolmModule
 
 IGNORE = -100
 LN2 = math.log(2.0)
-SHARDED = (FSDPStrategy, ModelParallelStrategy)
 
 
 def register_output_recorders(net: torch.nn.Module) -> None:
@@ -52,10 +51,12 @@ class CausalLMModule(GenolmModule):
         vocab_size, pad_token_id, bos_token_id, eos_token_id: from the tokenizer.
         optimizer: keyword arguments of :func:`genolm.modules.optimizers.adamw`.
         scheduler: keyword arguments of :func:`genolm.modules.optimizers.warmup_decay`.
-        fast: compute the loss with :func:`genolm.models.fast.mixtral.mixtral_hidden_states`
-            and :func:`genolm.models.fast.fused_loss.linear_cross_entropy` (same parameters, same
-            numbers, less time and memory). ``False`` uses transformers' forward; FSDP, which
-            gathers parameters in module hooks, always does.
+        fast: ``auto``, ``true`` or ``false`` (:mod:`genolm.models.fast.switch`, resolved for the
+            trainer's device in :meth:`setup`): on, the loss comes from
+            :func:`genolm.models.fast.mixtral.mixtral_hidden_states` and
+            :func:`genolm.models.fast.fused_loss.linear_cross_entropy` (same parameters, same
+            numbers, less time and memory); off, from transformers' forward, which FSDP (it
+            gathers parameters in module hooks) always uses.
 
     """
 
@@ -63,7 +64,7 @@ class CausalLMModule(GenolmModule):
 
     def __init__(self, arch: dict[str, Any], vocab_size: int, pad_token_id: int,
                  bos_token_id: int, eos_token_id: int, optimizer: dict[str, Any] | None = None,
-                 scheduler: dict[str, Any] | None = None, fast: bool = True) -> None:
+                 scheduler: dict[str, Any] | None = None, fast: str | bool = "auto") -> None:
         super().__init__()
         self.save_hyperparameters()
         self.config = mixtral_config(arch, vocab_size, pad_token_id, bos_token_id, eos_token_id)
@@ -73,6 +74,7 @@ class CausalLMModule(GenolmModule):
         self.val_dna_bits, self.val_dna_bases = SumMetric(), SumMetric()
         self._last_batch_end: float | None = None
         self.fast = fast
+        use_fast(self.net, fast)
         self.bases_seen = 0
         self._pending_bases: torch.Tensor | None = None
         self.curve: list[tuple[int, float]] = []
@@ -89,8 +91,7 @@ class CausalLMModule(GenolmModule):
         silently return no router logits, dropping the aux loss.
         """
         register_output_recorders(self.net)
-        if self._trainer is not None and isinstance(self.trainer.strategy, SHARDED):
-            self.fast = False
+        super().setup(stage)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None):
         """Run the network; returns the transformers output (``logits``, ``aux_loss``)."""
@@ -99,7 +100,7 @@ class CausalLMModule(GenolmModule):
 
     def _losses(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, Any]:
         n_tok = (batch["labels"] != IGNORE).sum()
-        if self.fast:
+        if lean_trunk(self.net):
             hidden, aux = mixtral_hidden_states(self.net, batch["input_ids"], batch.get("attention_mask"),
                                                 router_loss=self.config.output_router_logits)
             nll = linear_cross_entropy(hidden.reshape(-1, hidden.shape[-1]), self.net.lm_head.weight,
@@ -150,8 +151,9 @@ class CausalLMModule(GenolmModule):
 
     def _dna_bits(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """Bits and bases of the DNA targets, next token renormalised over non-special tokens."""
+        lean = lean_trunk(self.net)
         hidden = mixtral_hidden_states(self.net, batch["input_ids"], batch.get("attention_mask"),
-                                       router_loss=False)[0] if self.fast else self(
+                                       router_loss=False)[0] if lean else self(
             batch["input_ids"], batch.get("attention_mask")).logits
         special = self._special_ids(hidden.device)
         flat, labels = hidden.reshape(-1, hidden.shape[-1]), batch["labels"].reshape(-1)
@@ -160,7 +162,7 @@ class CausalLMModule(GenolmModule):
         n_bases = torch.zeros((), dtype=torch.int64, device=hidden.device)
         for lo in range(0, len(flat), 4096):
             rows, target = flat[lo:lo + 4096], labels[lo:lo + 4096]
-            logits = rows @ self.net.lm_head.weight.t() if self.fast else rows
+            logits = rows @ self.net.lm_head.weight.t() if lean else rows
             nll, keep = dna_nll(logits, target, special, target != IGNORE)
             bits += nll.double().sum() / LN2
             n_bases += (bases[lo:lo + 4096] * keep).sum()

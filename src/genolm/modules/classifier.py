@@ -11,6 +11,7 @@ from transformers import AutoModelForSequenceClassification, PreTrainedTokenizer
 
 from genolm.inference.strands import average_strands
 from genolm.models.classifier import apply_mode, classifier_from_pretrained, config_from_dict
+from genolm.models.fast.switch import use_fast
 from genolm.modules.base import GenolmModule
 from genolm.modules.metrics import ClassificationMetrics
 
@@ -32,6 +33,7 @@ class SequenceClassifierModule(GenolmModule):
         optimizer, scheduler: see :mod:`genolm.modules.optimizers`.
         hf_config: set automatically; when given (reloading a checkpoint) the network is rebuilt
             from it instead of reading ``init_from``.
+        fast: genolm's kernels ``auto``, ``true`` or ``false`` (:mod:`genolm.models.fast.switch`).
 
     """
 
@@ -39,8 +41,8 @@ class SequenceClassifierModule(GenolmModule):
 
     def __init__(self, init_from: str, num_labels: int = 2, mode: str = "full", new_head: bool = False,
                  lora: dict[str, Any] | None = None, optimizer: dict[str, Any] | None = None,
-                 scheduler: dict[str, Any] | None = None, hf_config: dict[str, Any] | None = None
-                 ) -> None:
+                 scheduler: dict[str, Any] | None = None, hf_config: dict[str, Any] | None = None,
+                 fast: str | bool = "auto") -> None:
         super().__init__()
         self.save_hyperparameters()
         self.tokenizer: PreTrainedTokenizerFast | None = None
@@ -51,6 +53,8 @@ class SequenceClassifierModule(GenolmModule):
             net = AutoModelForSequenceClassification.from_config(config_from_dict(hf_config))
         # from_pretrained returns eval mode and Lightning keeps sub-module modes: train explicitly
         self.net = apply_mode(net, mode, lora).train()
+        self.fast = fast
+        use_fast(self.net, fast)
         self.metrics = torch.nn.ModuleDict({s: ClassificationMetrics(num_labels) for s in ("val", "test")})
         self.val_loss, self.test_loss = MeanMetric(), MeanMetric()
         self.val_mcc_best = MaxMetric()

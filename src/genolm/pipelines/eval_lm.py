@@ -19,6 +19,7 @@ from genolm.data.sequences import check_dna, iter_records
 from genolm.errors import GenolmError
 from genolm.inference.lm_bits import start_from_record
 from genolm.io import write_json_atomic, write_tsv_atomic
+from genolm.models.fast.switch import use_fast
 from genolm.utils import config_dir, report_errors
 
 log = logging.getLogger("genolm.pipelines.eval_lm")
@@ -78,6 +79,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     record = training_record(cfg.model_path)
     start = start_from_record(cfg.start, record)
     model, tok = load_causal_lm(cfg.model_path)
+    use_fast(model, cfg.fast)
     ids, windows, skipped = tile_fasta(paths, cfg.window)
     if not windows:
         raise GenolmError(f"{', '.join(map(str, paths))}: no window of {cfg.window} bases without N")

@@ -18,8 +18,10 @@ from genolm.errors import GenolmError
 from genolm.generation.realism import NoveltyIndex
 from genolm.generation.report import baselines, plot_realism, real_windows, realism_table
 from genolm.generation.sampling import generate_dna
+from genolm.inference.batches import resolve_device
 from genolm.inference.lm_bits import resolve_start
 from genolm.io import markdown_table, write_fasta_atomic, write_json_atomic, write_tsv_atomic
+from genolm.models.fast.switch import use_fast
 from genolm.utils import config_dir, report_errors
 
 log = logging.getLogger("genolm.pipelines.generate")
@@ -60,6 +62,7 @@ def run(cfg: DictConfig) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Generate, write ``generated.fa`` and ``generated.tsv``, and the report when asked."""
     start_tok = resolve_start(cfg.start, cfg.model_path)
     model, tokenizer = load_causal_lm(cfg.model_path)
+    use_fast(model, cfg.fast, resolve_device(cfg.device))
     log.info("sampling after the %s token", start_tok)
     start = time.perf_counter()
     table = generate_dna(model, tokenizer, cfg.n, cfg.length, prompt=cfg.prompt or "", start=start_tok,

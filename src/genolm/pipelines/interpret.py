@@ -24,6 +24,7 @@ from genolm.data.labeled import read_labeled_csv
 from genolm.data.sequences import check_dna, iter_records
 from genolm.data.tokenizers import encode_many
 from genolm.errors import GenolmError
+from genolm.inference.batches import resolve_device
 from genolm.interpret.gradients import base_token_ids, classifier_integrated_gradients
 from genolm.interpret.ism import (
     classifier_scorer,
@@ -37,6 +38,7 @@ from genolm.interpret.logos import file_stem, plot_attributions, plot_motif_matc
 from genolm.interpret.motifs import MODISCO_KEYS, discover_motifs, jaspar_targets, match_motifs
 from genolm.interpret.report import write_report
 from genolm.io import write_json_atomic, write_npz_atomic, write_tsv_atomic
+from genolm.models.fast.switch import use_fast
 from genolm.utils import config_dir, report_errors
 
 log = logging.getLogger("genolm.interpret")
@@ -152,12 +154,14 @@ def run(cfg: DictConfig) -> tuple[pd.DataFrame, dict[str, Any]]:
     if kind == "classifier":
         module = load_classifier(cfg.model_path)
         net, tok, max_pos = module.net, module.tokenizer, module.max_positions
+        use_fast(net, cfg.fast, resolve_device(cfg.device))
         # a causal Mixtral classifier: ISM shares each reference's token prefix with its mutants
         fast = PrefixClassifierScorer if prefix_ism_supported(net) else classifier_scorer
         scorer = fast(module, cfg.target_class, cfg.output, cfg.device)
         what = f"class-{cfg.target_class} {cfg.output}"
     else:
         net, tok = load_causal_lm(cfg.model_path)
+        use_fast(net, cfg.fast, resolve_device(cfg.device))
         max_pos = int(getattr(net.config, "max_position_embeddings", 1 << 30))
         fast = PrefixLMScorer if prefix_ism_supported(net) else lm_scorer
         scorer, what = fast(net, tok, cfg.device), "total log-likelihood (nats)"

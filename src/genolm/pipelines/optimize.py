@@ -23,7 +23,9 @@ from genolm.design.oracle import Oracle, classifier_oracle, combine, lm_naturaln
 from genolm.design.report import gained_summary, motif_changes, plot_trajectory
 from genolm.design.search import search
 from genolm.errors import GenolmError
+from genolm.inference.batches import resolve_device
 from genolm.io import write_fasta_atomic, write_json_atomic, write_tsv_atomic
+from genolm.models.fast.switch import use_fast
 from genolm.utils import config_dir, report_errors
 
 log = logging.getLogger("genolm.pipelines.optimize")
@@ -56,6 +58,7 @@ def start_sequences(cfg: DictConfig) -> tuple[list[str], list[str]]:
 def build_oracle(cfg: DictConfig, module=None) -> Oracle:
     """Classifier oracle (``module``, or loaded from ``model_path``), plus the optional LM term."""
     module = load_classifier(cfg.model_path) if module is None else module
+    use_fast(module.net, cfg.fast, resolve_device(cfg.device))
     fns = [classifier_oracle(module, cfg.oracle.target_class, cfg.oracle.output, cfg.device,
                              strand=cfg.oracle.strand)]
     sign = 1.0 if cfg.oracle.maximize else -1.0
@@ -63,6 +66,7 @@ def build_oracle(cfg: DictConfig, module=None) -> Oracle:
         from genolm.checkpoints import load_causal_lm
 
         model, tok = load_causal_lm(cfg.naturalness.model_path)
+        use_fast(model, cfg.fast, resolve_device(cfg.device))
         # the oracle flips the sign for minimisation; keep naturalness rewarded either way
         fns.append(lm_naturalness(model, tok, sign * cfg.naturalness.weight, cfg.device))
     return Oracle(combine(*fns), cfg.batch_size, cfg.oracle.maximize)

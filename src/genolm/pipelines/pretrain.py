@@ -29,7 +29,7 @@ def build(cfg: DictConfig) -> dict[str, Any]:
     datamodule = instantiate(cfg.data, tokenizer=instantiate(cfg.tokenizer))
     tok = datamodule.prepare()
     model = instantiate(cfg.model, vocab_size=len(tok), pad_token_id=tok.pad_token_id,
-                        bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)
+                        bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, fast=cfg.fast)
     model.tokenizer = tok
     datamodule.check_fits(model.config.max_position_embeddings)
     callbacks = with_sigterm_checkpoint(instantiate_group(cfg.get("callbacks")))

@@ -14,8 +14,10 @@ from omegaconf import DictConfig
 from genolm.checkpoints import load_causal_lm
 from genolm.config_schema import ScoreConfig
 from genolm.errors import GenolmError
+from genolm.inference.batches import resolve_device
 from genolm.inference.strands import on_strands
 from genolm.io import write_json_atomic, write_tsv_atomic
+from genolm.models.fast.switch import use_fast
 from genolm.scoring.effects import score_variants
 from genolm.scoring.report import group_report, markdown_report, plot_groups
 from genolm.scoring.variants import read_fasta_pairs, read_table_pairs, read_vcf_windows
@@ -50,6 +52,7 @@ def run(cfg: DictConfig) -> tuple[pd.DataFrame, dict[str, Any]]:
     """
     pairs, skipped = load_inputs(cfg)
     model, tokenizer = load_causal_lm(cfg.model_path)
+    use_fast(model, cfg.fast, resolve_device(cfg.device))
     start = time.perf_counter()
     strand = cfg.strand
 

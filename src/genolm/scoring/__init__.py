@@ -1,4 +1,4 @@
-"""Lab 3, zero-shot variant effects.
+"""Lab 3, zero-shot variant effects: read ref/alt pairs, score them, report AUROCs.
 
-Read ref/alt pairs, score them (embedding distances, likelihood ratios), report AUROCs.
+Scores are embedding distances and likelihood ratios.
 """

@@ -23,7 +23,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerFast
 
 from genolm.data.tokenizers import encode_many
 from genolm.errors import GenolmError
-from genolm.inference.batches import POOLINGS, encode, forward_batch, pad_batch, pool, resolve_device
+from genolm.inference.batches import POOLINGS, forward_batch, pad_batch, pool, resolve_device
 from genolm.inference.parallel import cpu_workers, map_batches
 from genolm.scoring.pairs import fast_pairs_supported, forward_pairs
 
@@ -123,30 +123,3 @@ def score_variants(model: PreTrainedModel, tokenizer: PreTrainedTokenizerFast, r
     for name in [s for s in SCORES if s in scores] + (["ref_ll"] if "llr" in scores else []):
         out[name] = cols[name]
     return out
-
-
-@torch.no_grad()
-def _embed_one(model: PreTrainedModel, ids: torch.Tensor, mask: torch.Tensor, pooling: str) -> torch.Tensor:
-    hidden = model.base_model(input_ids=ids, attention_mask=mask, use_cache=False).last_hidden_state
-    return pool(hidden, hidden, mask, pooling)
-
-
-def score_pairs_one_by_one(model: PreTrainedModel, tokenizer: PreTrainedTokenizerFast,
-                           ref: Sequence[str], alt: Sequence[str], pooling: str = "mean",
-                           likelihood: bool = True) -> pd.DataFrame:
-    """The course's way: one transformers forward pass per sequence, no batching (the speed baseline).
-
-    Without ``likelihood`` only the trunk runs (hidden-state poolings), as for embedding scores.
-    """
-    rows = []
-    max_pos = int(getattr(model.config, "max_position_embeddings", 1 << 30))
-    model = model.eval()
-    for r, a in zip(ref, alt, strict=True):
-        if likelihood or pooling == "logits_max":
-            (e_r, ll_r), (e_a, ll_a) = (forward_batch(model, *encode(tokenizer, [s], max_pos), pooling,
-                                                      fast=False) for s in (r, a))
-            rows.append({"l2": float((e_r - e_a).norm()), "llr": float(ll_a - ll_r)})
-            continue
-        e_r, e_a = (_embed_one(model, *encode(tokenizer, [s], max_pos), pooling) for s in (r, a))
-        rows.append({"l2": float((e_r - e_a).norm())})
-    return pd.DataFrame(rows)

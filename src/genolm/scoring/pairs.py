@@ -19,6 +19,7 @@ from transformers import MixtralForCausalLM, PreTrainedModel
 
 from genolm.models.fast.fused_loss import token_log_probs
 from genolm.models.fast.mixtral import mixtral_trunk
+from genolm.models.fast.switch import lean_trunk
 
 Pooling = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, str], torch.Tensor]
 
@@ -50,8 +51,8 @@ def _token_logp(model: PreTrainedModel, hidden: torch.Tensor, ids: torch.Tensor,
 
 
 def fast_pairs_supported(model: PreTrainedModel, pooling: str) -> bool:
-    """Whether :func:`forward_pairs` applies (a Mixtral LM and a hidden-state pooling)."""
-    return isinstance(model, MixtralForCausalLM) and pooling != "logits_max"
+    """Whether :func:`forward_pairs` applies: genolm's kernels on, a Mixtral LM, a hidden-state pooling."""
+    return pooling != "logits_max" and isinstance(model, MixtralForCausalLM) and lean_trunk(model)
 
 
 @torch.inference_mode()

@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import functools
+import weakref
 
 import torch
 import torch.nn.functional as F
@@ -21,6 +22,9 @@ from torch import nn
 
 BLOCK_BYTES = 1 << 20  # score matrix per block of batch rows (a core's L2 cache)
 BLOCKS_UP_TO = 128  # longest key sequence attended in blocks on CPU
+# rotary tables per rotary-embedding module, then per (length, device, dtype); entries go with
+# the module (an explicit cache, not attributes slipped into the model)
+_ROPE_TABLES: weakref.WeakKeyDictionary[nn.Module, dict] = weakref.WeakKeyDictionary()
 
 
 def compute_dtype(x: torch.Tensor) -> torch.dtype:
@@ -35,10 +39,10 @@ def rope_tables(net: nn.Module, length: int, device: torch.device, dtype: torch.
 
     Complex for float32/64 inputs, else the ``(cos, sin)`` pairs as a trailing dimension of 2.
     """
-    cache = net.__dict__.setdefault("_genolm_rope", {})
+    rotary = net.model.rotary_emb
+    cache = _ROPE_TABLES.setdefault(rotary, {})
     key = (length, device, dtype)
     if key not in cache:
-        rotary = net.model.rotary_emb
         freqs = torch.arange(length, device=device, dtype=torch.float32)[:, None] * rotary.inv_freq.to(device)
         scale = rotary.attention_scaling
         if dtype in (torch.float32, torch.float64):
@@ -100,15 +104,54 @@ def attend_in_blocks(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: to
     return out.transpose(-1, -2)
 
 
+def blocks_apply(q: torch.Tensor, k: torch.Tensor) -> bool:
+    """Which of genolm's two attention kernels runs (not the fast switch: both are genolm's).
+
+    :func:`attend_in_blocks` for inference on CPU over short key sequences, where it is faster;
+    else ``scaled_dot_product_attention`` (training, GPUs, long windows).
+    """
+    return q.device.type == "cpu" and not torch.is_grad_enabled() and k.shape[2] <= BLOCKS_UP_TO
+
+
 def _attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None,
-            scale: float) -> torch.Tensor:
+            scale: float, dropout: float = 0.0) -> torch.Tensor:
     """Causal attention over ``[B, heads, T, d]`` (keys ``[B, heads, S, d]``).
 
-    ``mask`` is boolean ``[B, 1, T, S]`` or ``[T, S]``, or None for plain causal (``S == T``).
+    ``mask`` is boolean ``[B, 1, T, S]`` or ``[T, S]``, or None for plain causal (query ``i`` sees
+    keys up to ``i + S - T``).
     """
-    if q.device.type == "cpu" and not torch.is_grad_enabled() and k.shape[2] <= BLOCKS_UP_TO:
+    if dropout == 0.0 and blocks_apply(q, k):
         return attend_in_blocks(q, k, v, mask, scale)
-    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=mask is None, scale=scale)
+    t, s = q.shape[2], k.shape[2]
+    if mask is None and 1 < t != s:  # is_causal aligns top-left; a cached prefix needs bottom-right
+        mask = torch.ones(t, s, dtype=torch.bool, device=q.device).tril(s - t)
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout,
+                                          is_causal=mask is None and t > 1, scale=scale)
+
+
+def hf_attention(module: nn.Module, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
+                 attention_mask: torch.Tensor | None, scaling: float | None = None, dropout: float = 0.0,
+                 **_: object) -> tuple[torch.Tensor, None]:
+    """The genolm attention kernel in transformers' ``AttentionInterface`` signature.
+
+    transformers has projected and rotated ``query`` ``[B, heads, T, d]``, ``key`` and ``value``
+    ``[B, kv_heads, S, d]`` (a cache included) and built ``attention_mask`` with ``sdpa_mask``
+    (boolean, True = attend; None = causal). Returns ``([B, T, heads, d], None)``.
+    """
+    n_q, n_kv = query.shape[1], key.shape[1]
+    if n_kv != n_q:
+        key, value = key.repeat_interleave(n_q // n_kv, dim=1), value.repeat_interleave(n_q // n_kv, dim=1)
+    scale = scaling if scaling is not None else query.shape[-1] ** -0.5
+    if query.shape[2] == 1 and attention_mask is None and dropout == 0.0:
+        # a decoding step sees every cached key: no mask to build, nothing to block
+        out = F.scaled_dot_product_attention(query, key, value, scale=scale)
+    else:
+        if attention_mask is not None and attention_mask.dtype == torch.bool:
+            # a query that may see no key (left padding) would turn into NaN and spread through
+            # the masked products: let it see every key, its output is never used
+            attention_mask = attention_mask | ~attention_mask.any(-1, keepdim=True)
+        out = _attend(query, key, value, attention_mask, scale, dropout)
+    return out.transpose(1, 2), None
 
 
 def attention(attn: nn.Module, x: torch.Tensor, rope: torch.Tensor, mask: torch.Tensor | None,

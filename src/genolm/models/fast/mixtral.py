@@ -21,7 +21,7 @@ continue from a cached prefix of them (variant scoring shares the ref window's p
 The logits are left to :func:`genolm.models.fast.fused_loss.linear_cross_entropy`, which never
 materialises the full ``tokens x vocab`` log-softmax. Outputs match transformers within 1e-4 in
 fp32 (``tests/unit/test_fast_mixtral.py``). Model-parallel wrappers that gather parameters in module
-hooks (FSDP) need transformers' own forward: see ``CausalLMModule(fast=...)``.
+hooks (FSDP) need transformers' own forward: see :mod:`genolm.models.fast.switch`.
 """
 
 from __future__ import annotations
@@ -77,26 +77,51 @@ class _SwiGLUExperts(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_out: torch.Tensor):
         x, hidden, gate_up, down = ctx.saved_tensors
-        dtype = x.dtype
+        dtype, weight_grads = x.dtype, ctx.needs_input_grad[1] or ctx.needs_input_grad[2]
         grad_out = grad_out.to(dtype)
         grad_x = torch.empty_like(x)
-        grad_gu, grad_down = torch.empty_like(gate_up), torch.empty_like(down)
-        for e, n in enumerate(ctx.counts):
-            if not n:  # experts that saw no token get a zero gradient
-                grad_gu[e], grad_down[e] = 0, 0
+        grad_gu = grad_down = None
+        if weight_grads:
+            grad_gu, grad_down = torch.empty_like(gate_up), torch.empty_like(down)
+            for e, n in enumerate(ctx.counts):
+                if not n:  # experts that saw no token get a zero gradient
+                    grad_gu[e], grad_down[e] = 0, 0
         for e, rows in _segments(ctx.counts):
             g, u = hidden[rows].chunk(2, dim=-1)
             act = F.silu(g)
             go = grad_out[rows]
-            grad_down[e] = torch.mm(go.t(), act * u)
+            if weight_grads:
+                grad_down[e] = torch.mm(go.t(), act * u)
             grad_a = torch.mm(go, down[e].to(dtype))
             d_hidden = torch.empty_like(hidden[rows])
             d_g, d_u = d_hidden.chunk(2, dim=-1)
             torch.ops.aten.silu_backward(grad_a * u, g, grad_input=d_g)
             torch.mul(grad_a, act, out=d_u)
-            grad_gu[e] = torch.mm(d_hidden.t(), x[rows])
+            if weight_grads:
+                grad_gu[e] = torch.mm(d_hidden.t(), x[rows])
             torch.mm(d_hidden, gate_up[e].to(dtype), out=grad_x[rows])
         return grad_x.to(ctx.in_dtype), grad_gu, grad_down, None
+
+
+def sorted_experts(bank: nn.Module, x: torch.Tensor, flat: torch.Tensor, weights: torch.Tensor | None,
+                   top_k: int, silu: bool) -> torch.Tensor:
+    """Experts of ``bank`` (a ``MixtralExperts``) over tokens ``x`` ``[N, H]``, rows sorted by expert.
+
+    ``flat`` ``[N * top_k]`` is each token's chosen experts, ``weights`` ``[N, top_k]`` their
+    routing weights or None when every weight is exactly 1 (one expert per token).
+    """
+    order = torch.argsort(flat, stable=True)
+    rows = order // top_k
+    counts = torch.bincount(flat, minlength=bank.num_experts).tolist()
+    picked = x.index_select(0, rows)  # backward: index_add_, cheaper than index_put_
+    if silu:
+        out = _SwiGLUExperts.apply(picked, bank.gate_up_proj, bank.down_proj, counts)
+    else:
+        out = _expert_loop(bank, picked, counts)
+    if weights is None:  # every token once: a permutation back, no zero-fill and sum
+        return torch.empty_like(x, dtype=out.dtype).index_copy_(0, rows, out)
+    out = out * weights.reshape(-1).index_select(0, order)[:, None].to(out.dtype)
+    return torch.zeros_like(x, dtype=out.dtype).index_add_(0, rows, out)
 
 
 def experts(moe: nn.Module, x: torch.Tensor, silu: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
@@ -108,7 +133,7 @@ def experts(moe: nn.Module, x: torch.Tensor, silu: bool = True) -> tuple[torch.T
         ``(output [N, H], router_logits [N, E])``.
 
     """
-    gate, bank = moe.gate, moe.experts
+    gate = moe.gate
     logits = F.linear(x, gate.weight)
     if gate.top_k == 1:
         # transformers divides the top probability by itself: the weight is exactly 1, and the
@@ -117,18 +142,20 @@ def experts(moe: nn.Module, x: torch.Tensor, silu: bool = True) -> tuple[torch.T
     else:
         weights, chosen = torch.topk(torch.softmax(logits.float(), dim=-1), gate.top_k, dim=-1)
         weights, flat = weights / weights.sum(dim=-1, keepdim=True), chosen.reshape(-1)
-    order = torch.argsort(flat, stable=True)
-    rows = order // gate.top_k
-    counts = torch.bincount(flat, minlength=bank.num_experts).tolist()
-    picked = x.index_select(0, rows)  # backward: index_add_, cheaper than index_put_
-    if silu:
-        out = _SwiGLUExperts.apply(picked, bank.gate_up_proj, bank.down_proj, counts)
-    else:
-        out = _expert_loop(bank, picked, counts)
-    if weights is None:  # every token once: a permutation back, no zero-fill and sum
-        return torch.empty_like(x, dtype=out.dtype).index_copy_(0, rows, out), logits
-    out = out * weights.reshape(-1).index_select(0, order)[:, None].to(out.dtype)
-    return torch.zeros_like(x, dtype=out.dtype).index_add_(0, rows, out), logits
+    return sorted_experts(moe.experts, x, flat, weights, gate.top_k, silu), logits
+
+
+def hf_experts(bank: nn.Module, hidden_states: torch.Tensor, top_k_index: torch.Tensor,
+               top_k_weights: torch.Tensor) -> torch.Tensor:
+    """The genolm expert dispatch in the signature of transformers' ``ExpertsInterface``.
+
+    transformers' router has chosen ``top_k_index`` ``[N, k]`` with weights ``top_k_weights``;
+    the rows are sorted by expert once and each expert runs one gate/up and one down matmul.
+    """
+    top_k = top_k_index.shape[-1]
+    silu = bank.config.hidden_act in ("silu", "swish")
+    out = sorted_experts(bank, hidden_states, top_k_index.reshape(-1), top_k_weights, top_k, silu)
+    return out.to(hidden_states.dtype)
 
 
 def load_balancing_loss(router_logits: list[torch.Tensor], top_k: int,
