@@ -6,7 +6,9 @@
   checkpoints hold plain data only (:meth:`genolm.modules.base.GenolmModule.on_save_checkpoint`
   turns hyper-parameters into :func:`plain_data`), so no type needs allow-listing.
 * :func:`load_causal_lm` and :func:`load_classifier` check the kind a model declares (a ``.ckpt``'s
-  ``genolm.kind``, an HF folder's ``config.json`` ``architectures``) and refuse the wrong kind.
+  ``genolm.kind``, an HF folder's ``config.json`` ``architectures``) and refuse the wrong kind;
+  :func:`classifier_from_pretrained` builds a classifier on the backbone of any LM or classifier
+  (the finetuning starting point).
 * :func:`export_hf` / :func:`export_checkpoint` write Hugging Face folders.
 * :func:`training_record` reads what a genolm pretraining run recorded about a model's data.
 """
@@ -25,13 +27,16 @@ import numpy as np
 import torch
 from transformers import (
     AutoModelForCausalLM,
+    AutoModelForSequenceClassification,
     AutoTokenizer,
     PreTrainedModel,
     PreTrainedTokenizerFast,
 )
 
+from genolm.data.tokenizers import tokenizer_from_state
 from genolm.errors import GenolmError
 from genolm.io import atomic_dir, model_source
+from genolm.models.classifier import config_from_dict
 from genolm.models.fast.switch import use_fast
 
 KIND_NAMES = {"causal_lm": "causal LM", "classifier": "sequence classifier"}
@@ -255,3 +260,58 @@ def training_record(model_path: str | Path) -> dict[str, Any] | None:
             if isinstance(data, dict) and data.get("corpus_dir"):
                 return data
     return None
+
+
+def read_genolm_checkpoint(path: Path) -> dict[str, Any]:
+    """Load a genolm Lightning ``.ckpt`` (weights-only, on CPU) and check its ``genolm`` section."""
+    ckpt = safe_load(path)
+    if "genolm" not in ckpt:
+        raise GenolmError(f"{path}: not a genolm checkpoint (no 'genolm' section)")
+    return ckpt
+
+
+def _from_causal_ckpt(path: Path, num_labels: int) -> tuple[PreTrainedModel, dict[str, Any]]:
+    """Classifier whose backbone comes from a genolm pretraining checkpoint (new head)."""
+    ckpt = read_genolm_checkpoint(path)
+    if ckpt["genolm"].get("kind", "causal_lm") != "causal_lm":
+        raise GenolmError(f"{path}: a {ckpt['genolm']['kind']} checkpoint, not a pretrained LM")
+    config = config_from_dict(ckpt["genolm"]["hf_config"])
+    config.num_labels = num_labels
+    model = AutoModelForSequenceClassification.from_config(config)
+    backbone = {k.removeprefix("net."): v for k, v in ckpt["state_dict"].items()
+                if k.startswith("net.model.")}
+    missing, _ = model.load_state_dict(backbone, strict=False)
+    if [k for k in missing if not k.startswith("score.")]:
+        raise GenolmError(f"{path}: backbone weights missing for {missing[:3]}...")
+    return model, ckpt["genolm"]["tokenizer"]
+
+
+def classifier_from_pretrained(path: str | Path, num_labels: int, new_head: bool = False
+                               ) -> tuple[PreTrainedModel, PreTrainedTokenizerFast]:
+    """Build a sequence classifier and its tokenizer from a pretrained model.
+
+    Args:
+        path: a genolm pretraining ``.ckpt``, a genolm ``hf/`` export, or any Hugging Face
+            folder (causal LM or classifier). The backbone is kept; the head is new unless the
+            folder already holds a classifier with ``num_labels`` classes.
+        num_labels: number of classes.
+        new_head: re-initialise the classification head even when the folder's head fits.
+
+    """
+    path = Path(path)
+    if model_source(path) == "ckpt":
+        model, tok_state = _from_causal_ckpt(path, num_labels)
+        tok = tokenizer_from_state(tok_state)
+    else:
+        model = AutoModelForSequenceClassification.from_pretrained(
+            str(path), num_labels=num_labels, ignore_mismatched_sizes=True, local_files_only=True)
+        tok = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+    if tok.pad_token_id is None:
+        raise GenolmError(f"{path}: the tokenizer has no pad token")
+    if new_head:
+        torch.nn.init.normal_(model.score.weight, std=model.config.initializer_range)
+    model.config.pad_token_id = tok.pad_token_id
+    if hasattr(model.config, "output_router_logits"):
+        model.config.output_router_logits = False
+    use_fast(model, "auto")
+    return model, tok

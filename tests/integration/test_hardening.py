@@ -11,13 +11,13 @@ from helpers import DATA, MISTRAL_TF0, compose_cfg, run_cli, tiny_overrides, wri
 from omegaconf import OmegaConf
 
 from genolm.checkpoints import (
+    classifier_from_pretrained,
     export_checkpoint,
     load_causal_lm,
     load_classifier,
     safe_load,
 )
 from genolm.errors import GenolmError
-from genolm.models.classifier import classifier_from_pretrained
 from genolm.modules.causal_lm import CausalLMModule
 from genolm.pipelines.finetune import train as finetune
 from genolm.pipelines.pretrain import train as pretrain

@@ -1,29 +1,25 @@
-"""Sequence classifiers from genolm checkpoints or Hugging Face folders (no Lightning, no Hydra)."""
+"""Sequence-classifier helpers: training modes, configs, logits (no Lightning, no Hydra).
+
+Loading a classifier from a checkpoint or folder lives in :mod:`genolm.checkpoints`.
+"""
 
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 from transformers import (
     AutoConfig,
-    AutoModelForSequenceClassification,
-    AutoTokenizer,
     MixtralForSequenceClassification,
     PretrainedConfig,
     PreTrainedModel,
-    PreTrainedTokenizerFast,
 )
 
-from genolm.checkpoints import safe_load
-from genolm.data.tokenizers import tokenizer_from_state
 from genolm.errors import GenolmError
-from genolm.io import model_source
 from genolm.models.fast.mixtral import mixtral_trunk
-from genolm.models.fast.switch import lean_trunk, use_fast
+from genolm.models.fast.switch import lean_trunk
 
 log = logging.getLogger(__name__)
 MODES = ("full", "lora", "probe")
@@ -33,61 +29,6 @@ def config_from_dict(data: dict[str, Any]) -> PretrainedConfig:
     """Rebuild a transformers config from ``config.to_dict()`` output."""
     data = dict(data)
     return AutoConfig.for_model(data.pop("model_type"), **data)
-
-
-def read_genolm_checkpoint(path: Path) -> dict[str, Any]:
-    """Load a genolm Lightning ``.ckpt`` (weights-only, on CPU) and check its ``genolm`` section."""
-    ckpt = safe_load(path)
-    if "genolm" not in ckpt:
-        raise GenolmError(f"{path}: not a genolm checkpoint (no 'genolm' section)")
-    return ckpt
-
-
-def _from_causal_ckpt(path: Path, num_labels: int) -> tuple[PreTrainedModel, dict[str, Any]]:
-    """Classifier whose backbone comes from a genolm pretraining checkpoint (new head)."""
-    ckpt = read_genolm_checkpoint(path)
-    if ckpt["genolm"].get("kind", "causal_lm") != "causal_lm":
-        raise GenolmError(f"{path}: a {ckpt['genolm']['kind']} checkpoint, not a pretrained LM")
-    config = config_from_dict(ckpt["genolm"]["hf_config"])
-    config.num_labels = num_labels
-    model = AutoModelForSequenceClassification.from_config(config)
-    backbone = {k.removeprefix("net."): v for k, v in ckpt["state_dict"].items()
-                if k.startswith("net.model.")}
-    missing, _ = model.load_state_dict(backbone, strict=False)
-    if [k for k in missing if not k.startswith("score.")]:
-        raise GenolmError(f"{path}: backbone weights missing for {missing[:3]}...")
-    return model, ckpt["genolm"]["tokenizer"]
-
-
-def classifier_from_pretrained(path: str | Path, num_labels: int, new_head: bool = False
-                               ) -> tuple[PreTrainedModel, PreTrainedTokenizerFast]:
-    """Build a sequence classifier and its tokenizer from a pretrained model.
-
-    Args:
-        path: a genolm pretraining ``.ckpt``, a genolm ``hf/`` export, or any Hugging Face
-            folder (causal LM or classifier). The backbone is kept; the head is new unless the
-            folder already holds a classifier with ``num_labels`` classes.
-        num_labels: number of classes.
-        new_head: re-initialise the classification head even when the folder's head fits.
-
-    """
-    path = Path(path)
-    if model_source(path) == "ckpt":
-        model, tok_state = _from_causal_ckpt(path, num_labels)
-        tok = tokenizer_from_state(tok_state)
-    else:
-        model = AutoModelForSequenceClassification.from_pretrained(
-            str(path), num_labels=num_labels, ignore_mismatched_sizes=True, local_files_only=True)
-        tok = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
-    if tok.pad_token_id is None:
-        raise GenolmError(f"{path}: the tokenizer has no pad token")
-    if new_head:
-        torch.nn.init.normal_(model.score.weight, std=model.config.initializer_range)
-    model.config.pad_token_id = tok.pad_token_id
-    if hasattr(model.config, "output_router_logits"):
-        model.config.output_router_logits = False
-    use_fast(model, "auto")
-    return model, tok
 
 
 def apply_mode(model: PreTrainedModel, mode: str, lora: dict[str, Any] | None = None) -> nn.Module:
