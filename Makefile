@@ -44,13 +44,13 @@ demo: install data
 	$(BIN)/genolm-optimize model_path=data/models/Mistral-DNA-v1-1M-hg38-finetuned-tf0 \
 	  start.csv=data/GUE/tf/0/test.csv start.label=0 start.n=3 task_name=demo_optimize
 
-# everything but `slow` (what CI runs); test-fast: no subprocess runs (aim: under a minute);
+# everything but `slow` (what CI runs); test-fast: no subprocess runs, no in-process fits (under a minute);
 # test-unit: tests/unit only, needs no data mirror
 test: install data
 	$(BIN)/pytest
 
 test-fast: install data
-	$(BIN)/pytest -m "not slow and not subprocess"
+	$(BIN)/pytest -m "not slow and not subprocess and not fit"
 
 test-unit: install
 	$(BIN)/pytest tests/unit

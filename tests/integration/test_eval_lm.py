@@ -27,6 +27,7 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path):
     return cfg, metrics, objects
 
 
+@pytest.mark.fit
 def test_pretraining_reports_lm_beside_markov_chains(tiny_run) -> None:
     cfg, metrics, objects = tiny_run
     out = Path(cfg.paths.output_dir)

@@ -18,6 +18,7 @@ def test_mistral_dna_checkpoint_runs_on_the_fast_path() -> None:
     assert torch.allclose(hidden, ref, atol=1e-4)
 
 
+@pytest.mark.fit
 def test_bf16_mixed_training_with_clipping_and_both_paths(tiny_cfg) -> None:
     """bf16 autocast + gradient clipping trains (fused AdamW would be refused by Lightning)."""
     from genolm.pipelines.pretrain import train

@@ -50,6 +50,7 @@ def test_eval_reproduces_reference_tf0(tmp_path: Path) -> None:
     assert json.loads((tmp_path / "metrics.json").read_text())["metrics"]["test/mcc"] == metrics["test/mcc"]
 
 
+@pytest.mark.fit
 def test_finetune_new_head_beats_chance_and_reloads(tmp_path: Path) -> None:
     cfg = finetune_cfg(tmp_path, f"model_path={TF1_MODEL}", "model.new_head=true", "task=tf0",
                        "data.limit_train=3000", "trainer.max_epochs=2", "model.optimizer.lr=1e-3")
@@ -66,6 +67,7 @@ def test_finetune_new_head_beats_chance_and_reloads(tmp_path: Path) -> None:
     assert len(table) == 1000 and set(table["pred"]) == {0, 1}
 
 
+@pytest.mark.fit
 def test_finetune_max_steps_within_first_epoch(tmp_path: Path) -> None:
     # 256 records in batches of 32, 2 per optimizer step: 4 steps per epoch, the run stops after 3
     cfg = finetune_cfg(tmp_path, f"model_path={TF1_MODEL}", "task=tf0", "data.limit_train=256",
@@ -84,6 +86,7 @@ def _snapshot(module: SequenceClassifierModule) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in module.net.named_parameters()}
 
 
+@pytest.mark.fit
 def test_lora_and_probe_freeze_the_backbone(tmp_path: Path) -> None:
     for mode in ("lora", "probe"):
         cfg = finetune_cfg(tmp_path / mode, f"classifier={mode}", f"model_path={TF1_MODEL}",
@@ -100,6 +103,7 @@ def test_lora_and_probe_freeze_the_backbone(tmp_path: Path) -> None:
             assert any("lora_" in k for k in changed) and any("score" in k for k in changed)
 
 
+@pytest.mark.fit
 def test_finetune_from_genolm_pretraining(tmp_path: Path, cache_dir: Path) -> None:
     cfg = compose_cfg("pretrain", tiny_overrides(tmp_path / "pre", cache_dir) + [
         "trainer.max_steps=3", "tokenizer=bpe", "tokenizer.vocab_size=300"])

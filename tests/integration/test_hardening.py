@@ -109,6 +109,7 @@ def test_export_hf_cli_refuses_a_crafted_checkpoint(tmp_path: Path) -> None:
     assert not marker.exists() and not (tmp_path / "out").exists()
 
 
+@pytest.mark.fit
 def test_real_checkpoints_load_weights_only_and_resume(real_ckpts, tmp_path: Path) -> None:
     for name in ("lm", "lm_last", "classifier"):
         assert safe_load(real_ckpts[name])["genolm"]["kind"] in ("causal_lm", "classifier")

@@ -75,6 +75,7 @@ def test_ism_and_ig_put_the_attribution_on_the_planted_site(planted) -> None:
     assert np.abs(delta).max() < 1e-2
 
 
+@pytest.mark.fit
 def test_modisco_recovers_the_planted_motif_and_tomtom_names_it_first(planted, targets, tmp_path) -> None:
     motif, seqs, _, forward = planted
 

@@ -16,6 +16,7 @@ from genolm.models.fast.switch import fast_mode
 from genolm.pipelines.pretrain import build, train
 
 
+@pytest.mark.fit
 def test_val_loss_falls_and_outputs_written(tiny_cfg) -> None:
     cfg = tiny_cfg("trainer.max_steps=60", "trainer.val_check_interval=30",
                    "model.optimizer.lr=3e-3", "model.scheduler.warmup_steps=5")
@@ -55,6 +56,7 @@ def test_checkpoint_and_hf_export_rebuild_without_hydra(tiny_cfg) -> None:
     assert hf.config.vocab_size == 300 and hf.config.pad_token_id == tok.pad_token_id == 3
 
 
+@pytest.mark.fit
 def test_resume_from_last_continues_global_step(tiny_cfg, tmp_path: Path) -> None:
     first, objects = train(tiny_cfg("trainer.max_steps=8"))
     last = Path(objects["best_ckpt"]).with_name("last.ckpt")
@@ -104,6 +106,7 @@ def test_cli_missing_input_one_line_no_output(tmp_path: Path) -> None:
         not any((tmp_path / ".cache" / "corpus").iterdir())
 
 
+@pytest.mark.fit
 def test_wandb_logger_offline(tiny_cfg, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("WANDB_MODE", raising=False)
     monkeypatch.delenv("WANDB_API_KEY", raising=False)

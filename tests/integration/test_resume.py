@@ -172,6 +172,7 @@ def test_resume_from_another_model_shape_is_one_clear_error(tiny_cfg, tmp_path: 
     assert res.stderr.strip().splitlines()[-1].startswith(f"genolm: error: {last}: checkpoint of a different")
 
 
+@pytest.mark.fit
 def test_same_seed_same_metrics(tiny_cfg, tmp_path: Path) -> None:
     first, _ = train(tiny_cfg("trainer.max_steps=8", "export_hf=false"))
     again, _ = train(tiny_cfg("trainer.max_steps=8", "export_hf=false", f"paths.output_dir={tmp_path / 'b'}"))

@@ -154,6 +154,7 @@ def test_eval_reverse_is_forward_of_the_reverse_complement_and_average_is_invari
     assert got["fwd", "average"]["label"].tolist() == frame["label"].tolist()
 
 
+@pytest.mark.fit
 def test_finetune_with_rc_aug_tests_on_both_strands_like_eval(tmp_path: Path) -> None:
     cfg = compose_cfg("finetune", [
         f"paths.output_dir={tmp_path / 'run'}", f"paths.data_dir={DATA}", "logger=csv", "task=tf0",

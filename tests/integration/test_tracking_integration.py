@@ -60,6 +60,7 @@ def test_submitit_local_runs_a_two_job_sweep(tmp_path: Path, cache_dir: Path) ->
     assert (jobs[0].parent / "summary.csv").is_file()
 
 
+@pytest.mark.fit
 def test_wandb_checkpoint_artifacts_offline(tiny_cfg, tmp_path: Path,
                                             monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HOME", str(tmp_path))
