@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from omegaconf import DictConfig, OmegaConf
 
 from genolm.errors import GenolmError
+from genolm.run_folder import is_extra_rank
 
 # old key -> new key, per entrypoint (the schemas' ``renamed``)
 MODEL_PATH = {"ckpt_path": "model_path"}
@@ -33,13 +34,6 @@ def _is_set(cfg: DictConfig, key: str) -> bool:
     if not isinstance(node, DictConfig) or leaf not in node or OmegaConf.is_missing(node, leaf):
         return False
     return node[leaf] is not None
-
-
-def _is_rank_zero() -> bool:
-    """Whether this process prints (not a DDP/SLURM rank other than 0, which re-runs the command)."""
-    from lightning.fabric.utilities.rank_zero import rank_zero_only
-
-    return getattr(rank_zero_only, "rank", 0) == 0
 
 
 def apply_renames(cfg: DictConfig, renames: Mapping[str, str]) -> list[str]:
@@ -74,6 +68,6 @@ def apply_renames(cfg: DictConfig, renames: Mapping[str, str]) -> list[str]:
         OmegaConf.update(cfg, new, value, merge=False)
         OmegaConf.update(cfg, old, None, merge=False)
         used.append(old)
-        if _is_rank_zero():
+        if not is_extra_rank():  # other DDP/SLURM ranks re-run the command
             print(f"genolm: '{old}' is deprecated, use '{new}'", file=sys.stderr)
     return used
