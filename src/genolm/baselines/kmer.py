@@ -71,7 +71,7 @@ def _features_step(max_k: int) -> FunctionTransformer:
     return FunctionTransformer(kmer_features, kw_args={"k_values": list(range(1, max_k + 1))})
 
 
-def _check_split(seqs: Sequence[str], labels: Sequence, name: str) -> tuple[list[str], np.ndarray]:
+def check_split(seqs: Sequence[str], labels: Sequence, name: str) -> tuple[list[str], np.ndarray]:
     """Sequences and labels of one split as a list and an array, refusing empty or mismatched input."""
     seqs, labels = list(seqs), np.asarray(labels)
     if len(seqs) == 0:
@@ -135,8 +135,8 @@ def fit_kmer_logreg(train_seqs: Sequence[str], train_labels: Sequence, dev_seqs:
             single training class, or an empty grid.
 
     """
-    train_seqs, train_labels = _check_split(train_seqs, train_labels, "training")
-    dev_seqs, dev_labels = _check_split(dev_seqs, dev_labels, "dev")
+    train_seqs, train_labels = check_split(train_seqs, train_labels, "training")
+    dev_seqs, dev_labels = check_split(dev_seqs, dev_labels, "dev")
     if len(np.unique(train_labels)) < 2:
         raise GenolmError(f"the training set has a single class ({train_labels[0]!r}): nothing to separate")
     ks, cs = sorted(set(ks), key=list(ks).index), list(cs)
@@ -173,9 +173,24 @@ def evaluate(model: Pipeline, seqs: Sequence[str], labels: Sequence) -> dict[str
         macro average; NaN when the labels hold a single class), ``accuracy`` and ``f1`` (macro).
 
     """
-    seqs, labels = _check_split(seqs, labels, "test")
-    proba = model.predict_proba(seqs)
-    classes = model.classes_
+    seqs, labels = check_split(seqs, labels, "test")
+    return metrics_from_proba(labels, model.predict_proba(seqs), model.classes_)
+
+
+def metrics_from_proba(labels: Sequence, proba: np.ndarray, classes: Sequence) -> dict[str, float]:
+    """MCC, AUROC, accuracy and macro F1 of class probabilities (shared by every baseline).
+
+    Args:
+        labels: true label of every sequence.
+        proba: ``(n, len(classes))`` class probabilities; the predicted class is the arg-max.
+        classes: the label of each probability column.
+
+    Returns:
+        ``mcc``, ``auroc`` (binary: probability of the larger class; more classes: one-vs-rest
+        macro average; NaN when the labels hold a single class), ``accuracy`` and ``f1`` (macro).
+
+    """
+    labels, classes = np.asarray(labels), np.asarray(classes)
     pred = classes[np.argmax(proba, axis=1)]
     if len(np.unique(labels)) < 2:
         auroc = float("nan")

@@ -1,0 +1,1 @@
+"""Benchmarks of classifiers: seed statistics and test-set bootstrap (:mod:`genolm.benchmark.stats`)."""
