@@ -147,8 +147,8 @@ def paired_difference(metric: str, labels: np.ndarray, runs: dict[int, np.ndarra
                       ) -> dict[str, float]:
     """Seed-mean ``metric`` of ``runs`` minus that of ``reference``, with a paired bootstrap CI.
 
-    Seeds pair by key; a reference with a single run (a deterministic baseline) pairs with every
-    seed. The CI resamples the test set with ``counts`` for both sides at once.
+    Seeds pair by key; a side with a single run (a deterministic baseline) pairs with every seed
+    of the other. The CI resamples the test set with ``counts`` for both sides at once.
 
     Returns:
         ``diff`` (point estimate on the full test set), ``lo``, ``hi``, ``ahead`` (seeds in which
@@ -159,8 +159,9 @@ def paired_difference(metric: str, labels: np.ndarray, runs: dict[int, np.ndarra
 
     """
     if len(reference) == 1:
-        only = next(iter(reference.values()))
-        reference = {seed: only for seed in runs}
+        reference = dict.fromkeys(runs, next(iter(reference.values())))
+    elif len(runs) == 1:
+        runs = dict.fromkeys(reference, next(iter(runs.values())))
     seeds = sorted(set(runs) & set(reference))
     if not seeds:
         raise GenolmError(f"no common seed to pair: {sorted(runs)} vs {sorted(reference)}")

@@ -1,0 +1,132 @@
+"""``genolm-benchmark``: finetune every task x backbone x seed, fit the baselines, tabulate with CIs.
+
+Each finetuning run composes ``conf/finetune.yaml`` (plus the benchmark's ``finetune`` overrides)
+with Hydra's compose API and calls :func:`genolm.pipelines.finetune.train` in this process, one run
+folder each (:mod:`genolm.benchmark.runs`); finished runs are skipped, so a crashed benchmark
+resumes where it stopped. ``aggregate=true`` only builds the table from the run folders there are.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+from genolm.benchmark import runs as bench_runs
+from genolm.benchmark import table as bench_table
+from genolm.config_schema import BenchmarkConfig, FinetuneConfig, validate
+from genolm.errors import GenolmError
+from genolm.io import markdown_table, model_source, write_text_atomic, write_tsv_atomic
+from genolm.utils import config_dir, report_errors
+
+log = logging.getLogger("genolm.pipelines.benchmark")
+
+
+def check(cfg: DictConfig) -> None:
+    """Refuse unknown tasks, missing backbones and clashing names before any run starts."""
+    known = sorted(p.stem for p in (Path(config_dir()) / "task").glob("*.yaml") if not p.stem.startswith("_"))
+    for task in cfg.tasks:
+        if task not in known:
+            raise GenolmError(f"unknown task '{task}': no conf/task/{task}.yaml (tasks: {', '.join(known)})")
+    for name, path in (cfg.backbones or {}).items():
+        if name in bench_runs.BASELINES:
+            raise GenolmError(f"backbone name '{name}' is taken by a baseline; rename it")
+        model_source(path)  # a .ckpt file or a Hugging Face folder, else one clear error
+    if cfg.aggregate:
+        return
+    if not cfg.backbones and not cfg.baselines:
+        raise GenolmError("nothing to run: give backbones={name: model_path} and/or baselines=[kmer,cnn]")
+    for task in cfg.tasks:  # bad finetune overrides fail now, not after hours of runs
+        for name, path in (cfg.backbones or {}).items():
+            validate(bench_runs.finetune_config(cfg, task, str(path), 1, Path(cfg.out_dir), name),
+                     FinetuneConfig)
+
+
+def reference_model(cfg: DictConfig) -> str | None:
+    """``reference``, else the first backbone (or extra run set); ``None`` without any."""
+    names = [*(cfg.backbones or {}), *(cfg.get("extra_runs") or {})]
+    return cfg.reference or (names[0] if names else None)
+
+
+def run_all(cfg: DictConfig) -> tuple[int, int]:
+    """Every missing run of the benchmark; returns ``(runs started, runs skipped)``."""
+    from genolm.io import write_json_atomic
+    from genolm.pipelines.finetune import train, write_outputs
+
+    started = skipped = 0
+    seeds = range(1, cfg.seeds + 1)
+    for task in cfg.tasks:
+        splits = None
+        for name in cfg.baselines:
+            for seed in ([0] if name == bench_table.KMER else seeds):  # the k-mer LR is deterministic
+                run = bench_runs.Run(task, name, seed, bench_runs.run_folder(cfg.out_dir, task, name, seed))
+                if run.finished:
+                    skipped += 1
+                    continue
+                splits = splits or bench_runs.task_splits(cfg, task)
+                bench_runs.fresh(run.path)
+                log.info("baseline %s on %s, seed %d", name, task, seed)
+                metrics, predictions, details = bench_runs.fit_baseline(name, splits, seed, cfg.get(name))
+                write_outputs(run.path, metrics, predictions, "test", {"task": task, "model": name,
+                                                                       "seed": seed, **details})
+                started += 1
+        for name, path in (cfg.backbones or {}).items():
+            for seed in seeds:
+                run = bench_runs.Run(task, name, seed, bench_runs.run_folder(cfg.out_dir, task, name, seed))
+                if run.finished:
+                    skipped += 1
+                    continue
+                bench_runs.fresh(run.path)
+                run_cfg = bench_runs.finetune_config(cfg, task, str(path), seed, run.path, name)
+                validate(run_cfg, FinetuneConfig)
+                log.info("finetune %s on %s, seed %d -> %s", name, task, seed, run.path)
+                run.path.mkdir(parents=True, exist_ok=True)
+                write_json_atomic(run.path / "benchmark_run.json", {"task": task, "model": name,
+                                                                    "model_path": str(path), "seed": seed})
+                train(run_cfg)
+                started += 1
+    return started, skipped
+
+
+def run(cfg: DictConfig) -> dict:
+    """Run (unless ``aggregate``) and tabulate the benchmark; write ``benchmark.tsv`` and ``benchmark.md``.
+
+    Returns:
+        ``table`` (numbers), ``markdown`` (the rendered table), ``started``, ``skipped``, ``out_dir``.
+
+    """
+    check(cfg)
+    started, skipped = (0, 0) if cfg.aggregate else run_all(cfg)
+    wanted = set(cfg.tasks)
+    extra = OmegaConf.to_container(cfg.extra_runs, resolve=True) if cfg.get("extra_runs") else {}
+    found = [r for r in bench_runs.scan(cfg.out_dir, extra) if r.task in wanted]
+    if not found:
+        raise GenolmError(f"no finished runs of tasks {list(cfg.tasks)} under {cfg.out_dir}/runs "
+                          "(or extra_runs) to tabulate")
+    reference = reference_model(cfg)
+    boot = cfg.bootstrap
+    numbers = bench_table.build(found, reference, boot.n, boot.seed, boot.level)
+    readable = bench_table.markdown(numbers, reference, boot.level)
+    out = Path(cfg.out_dir)
+    write_tsv_atomic(numbers, out / "benchmark.tsv")
+    text = "\n".join([f"# Benchmark: {', '.join(sorted(numbers['task'].unique()))}", "",
+                      bench_table.NOTE.format(level=boot.level, n_boot=boot.n),
+                      markdown_table(readable)])
+    write_text_atomic(out / "benchmark.md", text)
+    return {"table": numbers, "markdown": text, "started": started, "skipped": skipped, "out_dir": out}
+
+
+@hydra.main(version_base="1.3", config_path=config_dir(), config_name="benchmark")
+@report_errors(BenchmarkConfig)
+def main(cfg: DictConfig) -> None:
+    """Run the benchmark and print its table."""
+    result = run(cfg)
+    print(result["markdown"])
+    print(f"{result['started']} runs done, {result['skipped']} already finished; "
+          f"table in {result['out_dir'] / 'benchmark.md'} and benchmark.tsv")
+
+
+if __name__ == "__main__":
+    main()
