@@ -17,7 +17,8 @@ BASE = ["paths.output_dir=/tmp/out", f"paths.data_dir={DATA}"]
 PRIMARIES = sorted(p.stem for p in CONF.glob("*.yaml"))
 SCHEMAS = {"pretrain": schema.PretrainConfig, "finetune": schema.FinetuneConfig, "eval": schema.EvalConfig,
            "generate": schema.GenerateConfig, "score": schema.ScoreConfig, "optimize": schema.OptimizeConfig,
-           "eval_lm": schema.EvalLMConfig, "interpret": schema.InterpretConfig}
+           "eval_lm": schema.EvalLMConfig, "interpret": schema.InterpretConfig,
+           "benchmark": schema.BenchmarkConfig}
 # what else each entrypoint requires besides the model
 REQUIRED = {"eval_lm": ["fasta=x"], "interpret": ["input.csv=x"]}
 # (entrypoint, deprecated key, new key)
@@ -41,6 +42,9 @@ def test_model_path_composes_for_every_primary_config(primary: str, capsys: pyte
     if primary == "pretrain":  # nothing to load: ckpt_path only resumes
         cfg = _checked(primary, ["ckpt_path=null"])
         assert "model_path" not in cfg and cfg.ckpt_path is None
+    elif primary == "benchmark":  # many models: name -> model_path
+        cfg = _checked(primary, ["backbones={lm: x}"])
+        assert "model_path" not in cfg and cfg.backbones.lm == "x"
     else:
         lm = ["naturalness.model_path=y"] if primary == "optimize" else []
         cfg = _checked(primary, ["model_path=x", *lm])
