@@ -12,7 +12,7 @@ DATA_MODE ?= link
 export HF_HUB_OFFLINE ?= 1
 export WANDB_MODE ?= offline
 
-.PHONY: install data demo test test-fast test-unit test-slow lint clean gue zeroshot generation design bench interpret
+.PHONY: install data demo test test-fast test-unit test-slow lint clean gue benchmark zeroshot generation design bench interpret
 
 # exact versions the suite passed with (CONSTRAINTS= installs what pip resolves today)
 CONSTRAINTS ?= constraints.txt
@@ -83,6 +83,21 @@ gue: install data
 	  model_path=data/models/Mistral-DNA-v1-1M-hg38-finetuned-tf0; t3=$$(date +%s); \
 	$(BIN)/python experiments/gue/report.py experiments/gue/RESULTS.md \
 	  "genolm 1M (a)=$$out/genolm_1m:$$((t1-t0))" "Mistral-DNA-1M backbone (b)=$$out/mistral_tf,$$out/mistral_prom:$$((t3-t1))"
+
+# Seeds and confidence intervals (genolm-benchmark): the latest demo model finetuned on BENCH_TASKS with
+# BENCH_SEEDS seeds beside the k-mer LR and the from-scratch CNN, in one table (seed mean ± sd, test-set
+# bootstrap CIs, paired differences): logs/benchmark/results/benchmark.md. Finished runs are skipped,
+# so rerunning resumes. More: make benchmark BENCH_TASKS=tf0,tf1,prom_core_all BENCH_SEEDS=3
+BENCH_TASKS ?= tf0
+BENCH_SEEDS ?= 2
+BENCH_EPOCHS ?= 3
+BENCH_EXTRA ?=
+benchmark: install data
+	@test -n "$$(ls -d logs/demo/runs/*/hf 2>/dev/null)" || $(BIN)/genolm-pretrain experiment=demo
+	$(BIN)/genolm-benchmark tasks=[$(BENCH_TASKS)] seeds=$(BENCH_SEEDS) \
+	  "backbones={genolm_demo: $$(ls -td logs/demo/runs/*/hf | head -1)}" \
+	  "finetune=['trainer.max_epochs=$(BENCH_EPOCHS)','trainer.enable_progress_bar=false','data.eval_batch_size=512']" \
+	  $(BENCH_EXTRA)
 
 # Zero-shot exon vs intron experiment on all 20,000 course SNP pairs with the latest demo model.
 zeroshot: install data
