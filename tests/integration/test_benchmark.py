@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -103,8 +104,17 @@ def test_benchmark_end_to_end_and_resume(tmp_path: Path, one_thread: None) -> No
     assert "0 runs done, 5 already finished" in again.stdout
     assert "| tf0 | mistral_tf0 | 2 |" in (out / "benchmark.md").read_text()
     assert stamps == {p: p.stat().st_mtime_ns for p in out.glob("runs/*/*/*/metrics.json")}
-    summary = run(compose_cfg("benchmark", [*overrides[1:], "aggregate=true", "reference=cnn"]))
-    assert summary["started"] == 0 and list(summary["table"]["model"]) == ["cnn", "mistral_tf0", "kmer"]
+    for seed in (1, 2):  # the CNN runs again, laid out as a `make gue` sweep's jobs
+        job = tmp_path / "sweep" / str(seed - 1)
+        shutil.copytree(out / f"runs/tf0/cnn/seed{seed}", job)
+        (job / ".hydra").mkdir()
+        (job / ".hydra" / "config.yaml").write_text(f"seed: {seed}\n")
+    summary = run(compose_cfg("benchmark", [*overrides[1:], "aggregate=true", "reference=cnn",
+                                            f"extra_runs={{copy: ['{tmp_path}/sweep/*']}}"]))
+    numbers = summary["table"].set_index("model")
+    assert summary["started"] == 0 and list(numbers.index) == ["cnn", "copy", "mistral_tf0", "kmer"]
+    assert numbers.loc["copy", "mcc_vs_ref"] == 0 and numbers.loc["copy", "mcc_vs_ref_hi"] == 0
+    assert numbers.loc["copy", "mcc_mean"] == numbers.loc["cnn", "mcc_mean"]
 
 
 @pytest.mark.parametrize("override,message", [

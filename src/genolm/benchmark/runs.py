@@ -149,12 +149,20 @@ def read_run(path: Path) -> tuple[str, np.ndarray, pd.DataFrame]:
 
 
 def run_seed(path: Path) -> int:
-    """Seed of a run folder: ``seed<k>`` in the benchmark layout, else the job's ``.hydra/config.yaml``."""
+    """Seed of a run folder: ``seed<k>`` in the benchmark layout, else the job's ``.hydra/config.yaml``.
+
+    A ``genolm-eval`` folder inside a finetuning run (e.g. ``<run>/eval_average``) takes the seed of
+    the run it evaluates.
+    """
     if path.name.startswith("seed") and path.name[4:].isdigit():
         return int(path.name[4:])
     config = path / ".hydra" / "config.yaml"
+    parent = path.parent / ".hydra" / "config.yaml"
     if config.is_file():
-        return int(OmegaConf.load(config).get("seed", 0))
+        values = OmegaConf.load(config)
+        if "split" in values and parent.is_file():  # an evaluation of the finetuning run around it
+            values = OmegaConf.load(parent)
+        return int(values.get("seed", 0))
     raise GenolmError(f"{path}: cannot tell the run's seed (no seed<k> folder name, no .hydra/config.yaml)")
 
 
