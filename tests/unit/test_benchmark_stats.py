@@ -97,5 +97,5 @@ def test_degenerate_inputs() -> None:
     with pytest.raises(stats.GenolmError, match="unknown metric"):
         stats.score("f2", LABELS, noisy(0.1, 0))
     with pytest.raises(stats.GenolmError, match="no common seed"):
-        stats.paired_difference("mcc", LABELS, {1: noisy(0.1, 0)}, {2: noisy(0.1, 0), 3: noisy(0.1, 1)},
-                                stats.resample_counts(N, 5))
+        stats.paired_difference("mcc", LABELS, {1: noisy(0.1, 0), 2: noisy(0.1, 1)},
+                                {3: noisy(0.1, 0), 4: noisy(0.1, 1)}, stats.resample_counts(N, 5))

@@ -133,7 +133,7 @@ def _proba(net: nn.Module, x: torch.Tensor, both_strands: bool, batch_size: int 
 
 
 def fit_cnn(train_seqs: Sequence[str], train_labels: Sequence, dev_seqs: Sequence[str], dev_labels: Sequence,
-            seed: int = 0, max_epochs: int = 20, patience: int = 3, batch_size: int = 128, lr: float = 1e-3,
+            seed: int = 0, max_epochs: int = 20, patience: int = 5, batch_size: int = 128, lr: float = 1e-3,
             weight_decay: float = 0.0, rc_aug: bool = True, both_strands: bool = True,
             **arch: int | float) -> CnnFit:
     """Train a :class:`MotifCNN` with early stopping on dev MCC and keep the best dev weights.

@@ -96,11 +96,14 @@ def finetune_config(cfg: DictConfig, task: str, model_path: str, seed: int, out:
     return run_cfg
 
 
-def task_splits(cfg: DictConfig, task: str) -> dict[str, pd.DataFrame]:
-    """Train, val and test records of ``task`` exactly as finetuning reads them (same val split)."""
+def task_splits(cfg: DictConfig, task: str, seed: int) -> dict[str, pd.DataFrame]:
+    """Train, val and test records of ``task`` exactly as a finetuning run with ``seed`` reads them.
+
+    The seed matters only for tasks without a val file (GUE EMP), whose val split it draws.
+    """
     from hydra.utils import instantiate
 
-    run_cfg = finetune_config(cfg, task, "unused", 42, Path(cfg.out_dir), "splits")
+    run_cfg = finetune_config(cfg, task, "unused", seed, Path(cfg.out_dir), "splits")
     return instantiate(run_cfg.data).load()
 
 

@@ -58,16 +58,15 @@ def run_all(cfg: DictConfig) -> tuple[int, int]:
     started = skipped = 0
     seeds = range(1, cfg.seeds + 1)
     for task in cfg.tasks:
-        splits = None
         for name in cfg.baselines:
             for seed in ([0] if name == bench_table.KMER else seeds):  # the k-mer LR is deterministic
                 run = bench_runs.Run(task, name, seed, bench_runs.run_folder(cfg.out_dir, task, name, seed))
                 if run.finished:
                     skipped += 1
                     continue
-                splits = splits or bench_runs.task_splits(cfg, task)
                 bench_runs.fresh(run.path)
                 log.info("baseline %s on %s, seed %d", name, task, seed)
+                splits = bench_runs.task_splits(cfg, task, seed or cfg.seed)  # k-mer LR: the config's seed
                 metrics, predictions, details = bench_runs.fit_baseline(name, splits, seed, cfg.get(name))
                 write_outputs(run.path, metrics, predictions, "test", {"task": task, "model": name,
                                                                        "seed": seed, **details})
