@@ -11,6 +11,7 @@ import pytest
 from helpers import DATA, MISTRAL_TF0, compose_cfg, run_cli
 
 from genolm.baselines.cnn import evaluate, fit_cnn, one_hot
+from genolm.benchmark.runs import finetune_config
 from genolm.config_schema import BenchmarkConfig
 from genolm.pipelines.benchmark import run
 from genolm.utils import report_errors
@@ -97,24 +98,35 @@ def test_benchmark_end_to_end_and_resume(tmp_path: Path, one_thread: None) -> No
     predictions = pd.read_csv(out / "runs/tf0/cnn/seed1/predictions_test.tsv", sep="\t")
     assert list(predictions.columns) == ["id", "label", "pred", "prob_0", "prob_1"]
     assert len(predictions) == 120
+    (out / "runs/tf0/cnn/seed2/metrics.json").unlink()  # as a crash before the last write leaves it
     stamps = {p: p.stat().st_mtime_ns for p in out.glob("runs/*/*/*/metrics.json")}
-    assert len(stamps) == 5
-    again = run_cli("genolm-benchmark", *overrides[1:])  # the data slice exists now
+    assert len(stamps) == 4
+    again = run_cli("genolm-benchmark", *overrides)
     assert again.returncode == 0, again.stderr[-2000:]
-    assert "0 runs done, 5 already finished" in again.stdout
+    assert "1 runs done, 4 already finished" in again.stdout
+    assert (out / "runs/tf0/cnn/seed2/metrics.json").is_file()
     assert "| tf0 | mistral_tf0 | 2 |" in (out / "benchmark.md").read_text()
-    assert stamps == {p: p.stat().st_mtime_ns for p in out.glob("runs/*/*/*/metrics.json")}
+    assert all(p.stat().st_mtime_ns == stamp for p, stamp in stamps.items())  # finished runs untouched
     for seed in (1, 2):  # the CNN runs again, laid out as a `make gue` sweep's jobs
         job = tmp_path / "sweep" / str(seed - 1)
         shutil.copytree(out / f"runs/tf0/cnn/seed{seed}", job)
         (job / ".hydra").mkdir()
         (job / ".hydra" / "config.yaml").write_text(f"seed: {seed}\n")
-    summary = run(compose_cfg("benchmark", [*overrides[1:], "aggregate=true", "reference=cnn",
+    summary = run(compose_cfg("benchmark", [*overrides, "aggregate=true", "reference=cnn",
                                             f"extra_runs={{copy: ['{tmp_path}/sweep/*']}}"]))
     numbers = summary["table"].set_index("model")
     assert summary["started"] == 0 and list(numbers.index) == ["cnn", "copy", "mistral_tf0", "kmer"]
     assert numbers.loc["copy", "mcc_vs_ref"] == 0 and numbers.loc["copy", "mcc_vs_ref_hi"] == 0
     assert numbers.loc["copy", "mcc_mean"] == numbers.loc["cnn", "mcc_mean"]
+
+
+def test_finetune_runs_share_the_benchmark_wandb_group(tmp_path: Path) -> None:
+    cfg = compose_cfg("benchmark", [f"paths.log_dir={tmp_path}", "task_name=bench7",
+                                    "finetune=['logger=wandb','trainer.max_epochs=2']"])
+    run_cfg = finetune_config(cfg, "tf1", "some/model", 3, tmp_path / "run", "demo")
+    assert run_cfg.logger.wandb.group == "bench7" and run_cfg.logger.wandb.name == "tf1/demo/seed3"
+    assert run_cfg.trainer.max_epochs == 2 and run_cfg.seed == 3 and run_cfg.data.name == "tf1"
+    assert run_cfg.paths.output_dir == str(tmp_path / "run")
 
 
 @pytest.mark.parametrize("override,message", [
