@@ -1,0 +1,59 @@
+"""Where a ``model_path`` points: a local file or folder, or a Hugging Face Hub id.
+
+Every loader in :mod:`genolm.checkpoints` first calls :func:`resolve_model_path`: a path that
+exists locally is used as is; otherwise, when it is a valid Hub id (``owner/name``), the model is
+fetched (or found in the local Hub cache, e.g. with ``HF_HUB_OFFLINE=1``) with
+``huggingface_hub.snapshot_download`` and its local snapshot folder is used. Every later read
+is then of local files. Anything else becomes one :class:`~genolm.errors.GenolmError` line.
+
+:func:`remote_code_kwargs` turns the config key ``trust_remote_code`` into ``from_pretrained``
+keyword arguments: the keyword is passed only when the user set it to true, so models whose code
+lives in their own repository (DNABERT-2, Nucleotide Transformer v2) run only on request.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from genolm.errors import GenolmError
+
+
+def remote_code_kwargs(trust_remote_code: bool = False) -> dict[str, Any]:
+    """``{"trust_remote_code": True}`` when asked for, else nothing (transformers' default)."""
+    return {"trust_remote_code": True} if trust_remote_code else {}
+
+
+def is_hub_id(text: str) -> bool:
+    """Whether ``text`` is a syntactically valid Hugging Face Hub repository id."""
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    try:
+        validate_repo_id(text)
+    except HFValidationError:
+        return False
+    return True
+
+
+def resolve_model_path(path: str | Path) -> Path:
+    """A local path for ``path``: itself when it exists, else the Hub snapshot of that id.
+
+    Raises:
+        GenolmError: ``path`` is missing locally and is no Hub id, or the Hub id cannot be
+            fetched (offline and not cached, unknown repository, gated, no network).
+
+    """
+    local = Path(path)
+    if local.exists() or local.suffix == ".ckpt":
+        return local  # a missing .ckpt is reported by the checkpoint reader
+    text = str(path)
+    if not is_hub_id(text):
+        raise GenolmError(f"{text}: no such file or folder, and not a Hugging Face Hub id (owner/name)")
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(snapshot_download(text))
+    except Exception as err:  # noqa: BLE001 - offline, unknown repo, gated, network: one line each
+        first = next((s for s in str(err).splitlines() if s.strip()), type(err).__name__)
+        raise GenolmError(f"{text}: no such local path, and the Hugging Face Hub model could not be "
+                          f"fetched ({type(err).__name__}: {first.strip()[:200]})") from err
