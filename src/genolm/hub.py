@@ -4,7 +4,9 @@ Every loader in :mod:`genolm.checkpoints` first calls :func:`resolve_model_path`
 exists locally is used as is; otherwise, when it is a valid Hub id (``owner/name``), the model is
 fetched (or found in the local Hub cache, e.g. with ``HF_HUB_OFFLINE=1``) with
 ``huggingface_hub.snapshot_download`` and its local snapshot folder is used. Every later read
-is then of local files. Anything else becomes one :class:`~genolm.errors.GenolmError` line.
+is then of local files. A Hub id that cannot be fetched is one :class:`~genolm.errors.GenolmError`
+line; a missing path that is no Hub id is reported by the reader
+(:func:`genolm.io.model_source`: neither a ``.ckpt`` file nor a Hugging Face folder).
 
 :func:`remote_code_kwargs` turns the config key ``trust_remote_code`` into ``from_pretrained``
 keyword arguments: the keyword is passed only when the user set it to true, so models whose code
@@ -39,16 +41,13 @@ def resolve_model_path(path: str | Path) -> Path:
     """A local path for ``path``: itself when it exists, else the Hub snapshot of that id.
 
     Raises:
-        GenolmError: ``path`` is missing locally and is no Hub id, or the Hub id cannot be
-            fetched (offline and not cached, unknown repository, gated, no network).
+        GenolmError: ``path`` is missing locally and the Hub id cannot be fetched (offline and
+            not cached, unknown repository, gated, no network).
 
     """
-    local = Path(path)
-    if local.exists() or local.suffix == ".ckpt":
-        return local  # a missing .ckpt is reported by the checkpoint reader
-    text = str(path)
-    if not is_hub_id(text):
-        raise GenolmError(f"{text}: no such file or folder, and not a Hugging Face Hub id (owner/name)")
+    local, text = Path(path), str(path)
+    if local.exists() or local.suffix == ".ckpt" or not is_hub_id(text):
+        return local  # a missing file or folder is reported by the reader (genolm.io.model_source)
     from huggingface_hub import snapshot_download
 
     try:

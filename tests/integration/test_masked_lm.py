@@ -1,0 +1,194 @@
+"""Masked LMs (BERT, ESM) everywhere a model loads: kinds, masked-marginal scoring, finetune, eval, CLI.
+
+Tiny random ``BertForMaskedLM`` (one token per base) and ``EsmForMaskedLM`` (a BPE trained here)
+folders are written with ``save_pretrained``; nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from helpers import DATA, compose_cfg, run_cli
+from tokenizers import Tokenizer, models, pre_tokenizers, processors, trainers
+from transformers import BertConfig, BertForMaskedLM, EsmConfig, EsmForMaskedLM
+
+from genolm.checkpoints import (
+    classifier_from_pretrained,
+    hf_kind,
+    lm_kind,
+    load_causal_lm,
+    load_classifier,
+    load_masked_lm,
+)
+from genolm.data.tokenizers import BASES, SPECIAL_TOKENS, char, wrap_tokenizer
+from genolm.errors import GenolmError
+from genolm.models.fast.switch import fast_enabled, use_fast
+from genolm.pipelines.finetune import train
+from genolm.scoring.masked import masked_rows, score_masked_variants, variant_span
+from genolm.scoring.variants import read_fasta_pairs
+
+SNP = DATA / "SNP"
+SIZES = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+             max_position_embeddings=256, initializer_range=0.2)
+
+
+def tiny_bpe(seqs: list[str], vocab_size: int = 48):
+    """A BPE tokenizer trained on ``seqs`` with genolm's special tokens and [CLS] ... [SEP]."""
+    tok = Tokenizer(models.BPE(unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok.train_from_iterator(seqs, trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS,
+                                                      initial_alphabet=BASES, show_progress=False))
+    tok.post_processor = processors.TemplateProcessing(single="[CLS] $A [SEP]",
+                                                       special_tokens=[("[CLS]", 1), ("[SEP]", 2)])
+    return wrap_tokenizer(tok)
+
+
+@pytest.fixture(scope="module")
+def pairs() -> pd.DataFrame:
+    return read_fasta_pairs(SNP / "SNPexon_ref_201b.fasta.gz", SNP / "SNPexon_alt_201b.fasta.gz",
+                            "exon", limit=8)
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory, pairs) -> dict[str, Path]:
+    """``bert`` (single-base tokenizer) and ``esm`` (BPE) masked-LM folders, plus a headless one."""
+    root = tmp_path_factory.mktemp("mlm")
+    torch.manual_seed(0)
+    tok = char()
+    bert = BertForMaskedLM(BertConfig(vocab_size=len(tok), pad_token_id=tok.pad_token_id, **SIZES))
+    bpe = tiny_bpe(pairs["ref"].tolist())
+    esm = EsmForMaskedLM(EsmConfig(vocab_size=len(bpe), pad_token_id=bpe.pad_token_id,
+                                   mask_token_id=bpe.mask_token_id, position_embedding_type="rotary",
+                                   **SIZES))
+    for name, model, tokenizer in (("bert", bert, tok), ("esm", esm, bpe)):
+        model.save_pretrained(root / name)
+        tokenizer.save_pretrained(root / name)
+    headless = root / "headless"
+    headless.mkdir()
+    config = json.loads((root / "bert" / "config.json").read_text())
+    (headless / "config.json").write_text(json.dumps({**config, "architectures": ["BertModel"]}))
+    return {"bert": root / "bert", "esm": root / "esm", "headless": headless}
+
+
+def test_kinds_and_wrong_kind_errors(folders) -> None:
+    assert hf_kind(folders["bert"]) == "masked_lm" and lm_kind(folders["esm"]) == "masked_lm"
+    with pytest.raises(GenolmError, match="declares a masked LM .*not a causal LM"):
+        load_causal_lm(folders["bert"])
+    with pytest.raises(GenolmError, match="declares a masked LM .*not a sequence classifier"):
+        load_classifier(folders["bert"])
+    with pytest.raises(GenolmError, match="declares a sequence classifier .*not a masked LM"):
+        load_masked_lm(DATA / "models" / "Mistral-DNA-v1-1M-hg38-finetuned-tf0")
+    with pytest.raises(GenolmError, match="unknown architecture"):
+        classifier_from_pretrained(folders["headless"], 2)
+    with pytest.raises(GenolmError, match="no known model head"):
+        lm_kind(folders["headless"])
+
+
+def test_fast_path_leaves_masked_lms_alone(folders) -> None:
+    model, _ = load_masked_lm(folders["bert"])
+    before = model.config._attn_implementation
+    assert use_fast(model, "true") is False and not fast_enabled(model)
+    assert model.config._attn_implementation == before
+
+
+def test_masked_marginal_llr_matches_hand_computation(folders, pairs) -> None:
+    model, tok = load_masked_lm(folders["bert"])
+    out = score_masked_variants(model, tok, pairs["ref"], pairs["alt"], batch_size=3, progress=False)
+    for i in range(len(pairs)):
+        ref, alt = tok(pairs["ref"][i])["input_ids"], tok(pairs["alt"][i])["input_ids"]
+        (pos,) = [t for t in range(len(ref)) if ref[t] != alt[t]]  # one base = one token
+        masked = list(ref)
+        masked[pos] = tok.mask_token_id
+        with torch.no_grad():
+            logp = torch.log_softmax(model(input_ids=torch.tensor([masked])).logits[0, pos], -1)
+        assert out["llr"][i] == pytest.approx(float(logp[alt[pos]] - logp[ref[pos]]), abs=1e-4)
+        assert out["ref_ll"][i] == pytest.approx(float(logp[ref[pos]]), abs=1e-4)
+    assert (out["l2"] > 0).all() and list(out.columns) == ["id", "group", "l2", "cosine", "llr", "ref_ll"]
+
+
+def test_bpe_span_score_and_identical_pairs(folders, pairs) -> None:
+    model, tok = load_masked_lm(folders["esm"])
+    same = score_masked_variants(model, tok, pairs["ref"], pairs["ref"], progress=False)
+    assert np.allclose(same[["l2", "cosine", "llr"]], 0, atol=1e-5)
+    out = score_masked_variants(model, tok, pairs["ref"], pairs["alt"], progress=False)
+    for i in range(len(pairs)):
+        ref, alt = tok(pairs["ref"][i])["input_ids"], tok(pairs["alt"][i])["input_ids"]
+        start, r_end, a_end = variant_span(ref, alt)
+        assert r_end > start and ref[:start] == alt[:start] and ref[r_end:] == alt[a_end:]
+        r_in, a_in, r_span, a_span, _ = masked_rows(ref, alt, tok.mask_token_id)
+        lls = []
+        for row, span in ((r_in, r_span), (a_in, a_span)):
+            with torch.no_grad():
+                logp = torch.log_softmax(model(input_ids=torch.tensor([row])).logits[0], -1)
+            lls.append(sum(float(logp[start + j, t]) for j, t in enumerate(span)))
+        assert out["llr"][i] == pytest.approx(lls[1] - lls[0], abs=1e-3)
+
+
+def test_lora_and_probe_train_what_they_should(folders) -> None:
+    from genolm.models.classifier import apply_mode, lora_targets
+
+    for name, targets in (("bert", ["query", "value"]), ("esm", ["query", "key", "value"])):
+        net, _ = classifier_from_pretrained(folders[name], 2)
+        assert lora_targets(net, ["q_proj", "k_proj"]) == targets
+        wrapped = apply_mode(net, "lora", {"target_modules": ["q_proj"]})
+        trainable = [k for k, p in wrapped.named_parameters() if p.requires_grad]
+        assert trainable and all("lora_" in k or "classifier" in k for k in trainable)
+        probe, _ = classifier_from_pretrained(folders[name], 2)
+        apply_mode(probe, "probe")
+        assert {k.split(".")[0] for k, p in probe.named_parameters() if p.requires_grad} == {"classifier"}
+
+
+def _finetune(out: Path, folder: Path, *extra: str):
+    cfg = compose_cfg("finetune", [
+        f"paths.output_dir={out}", f"paths.data_dir={DATA}", "logger=csv", "task=tf0",
+        f"model_path={folder}", "trainer.enable_progress_bar=false", "trainer.num_sanity_val_steps=0",
+        "data.limit_train=128", "data.batch_size=32", "trainer.max_steps=2", "strand=forward", *extra])
+    return train(cfg)
+
+
+@pytest.mark.fit
+def test_probe_finetune_trains_only_the_head(tmp_path: Path, folders) -> None:
+    _, objects = _finetune(tmp_path, folders["bert"], "classifier=probe")
+    net = objects["model"].net
+    trained = {k for k, p in net.named_parameters() if p.requires_grad}
+    assert trained == {"classifier.weight", "classifier.bias"}
+    loaded = BertForMaskedLM.from_pretrained(folders["bert"]).bert.state_dict()  # the pretrained backbone
+    after = net.bert.state_dict()
+    assert all(torch.equal(v, after[k]) for k, v in loaded.items())
+    assert objects["trainer"].global_step == 2
+
+
+@pytest.mark.subprocess
+def test_finetune_checkpoint_reloads_with_genolm_eval(tmp_path: Path, folders) -> None:
+    metrics, objects = _finetune(tmp_path / "ft", folders["bert"])
+    assert objects["best_ckpt"] and 0 <= metrics["test/auroc"] <= 1
+    res = run_cli("genolm-eval", f"model_path={objects['best_ckpt']}", "task=tf0", "strand=forward",
+                  f"paths.output_dir={tmp_path / 'ev'}", f"paths.data_dir={DATA}",
+                  "trainer.enable_progress_bar=false")
+    assert res.returncode == 0, res.stderr[-3000:]
+    first = pd.read_csv(tmp_path / "ft" / "predictions_test.tsv", sep="\t")
+    again = pd.read_csv(tmp_path / "ev" / "predictions_test.tsv", sep="\t")
+    assert len(first) == 1000 and (first["id"] == again["id"]).all()
+    assert np.allclose(first[["prob_0", "prob_1"]], again[["prob_0", "prob_1"]], atol=1e-5)
+
+
+@pytest.mark.subprocess
+def test_score_cli_with_masked_lm_and_bad_model_paths(tmp_path: Path, folders) -> None:
+    res = run_cli("genolm-score", f"model_path={folders['esm']}", "limit=16", "report.n_boot=20",
+                  f"paths.output_dir={tmp_path / 'out'}", f"paths.data_dir={DATA}")
+    assert res.returncode == 0, res.stderr[-3000:]
+    scores = pd.read_csv(tmp_path / "out" / "scores.tsv", sep="\t")
+    assert len(scores) == 32 and set(scores["group"]) == {"exon", "intron"}
+    assert scores[["l2", "cosine", "llr", "ref_ll"]].notna().all().all()
+    assert json.loads((tmp_path / "out" / "metrics.json").read_text())["kind"] == "masked_lm"
+    assert (tmp_path / "out" / "report.md").is_file()
+    res = run_cli("genolm-score", "model_path=genolm-tests/no-such-model", f"paths.root_dir={tmp_path}",
+                  f"paths.data_dir={DATA}", env={"HF_HUB_OFFLINE": "1"})
+    last = res.stderr.strip().splitlines()[-1]
+    assert res.returncode == 1 and "Traceback" not in res.stderr, res.stderr[-2000:]
+    assert last.startswith("genolm: error: genolm-tests/no-such-model: no such local path") and "Hub" in last
