@@ -52,7 +52,21 @@ def resolve_model_path(path: str | Path) -> Path:
 
     try:
         return Path(snapshot_download(text))
-    except Exception as err:  # noqa: BLE001 - offline, unknown repo, gated, network: one line each
-        first = next((s for s in str(err).splitlines() if s.strip()), type(err).__name__)
-        raise GenolmError(f"{text}: no such local path, and the Hugging Face Hub model could not be "
-                          f"fetched ({type(err).__name__}: {first.strip()[:200]})") from err
+    except Exception as err:  # noqa: BLE001 - offline, unknown, gated, network: one line each
+        raise GenolmError(f"{text}: no such local path, and as a Hugging Face Hub id: "
+                          f"{_hub_failure(err)}") from err
+
+
+def _hub_failure(err: Exception) -> str:
+    """Why a Hub download failed, in words."""
+    from huggingface_hub.errors import GatedRepoError, LocalEntryNotFoundError, RepositoryNotFoundError
+
+    if isinstance(err, GatedRepoError):
+        return "a gated repository: accept its terms on the Hub and log in (hf auth login)"
+    if isinstance(err, RepositoryNotFoundError):
+        return "no such repository on the Hub (or a private one: log in with hf auth login)"
+    if isinstance(err, LocalEntryNotFoundError):
+        return ("not in the local Hugging Face cache, and it cannot be downloaded here (offline, or "
+                "HF_HUB_OFFLINE=1)")
+    first = next((s for s in str(err).splitlines() if s.strip()), "")
+    return f"{type(err).__name__}: {first.strip()[:200]}"
