@@ -224,7 +224,10 @@ def lm_kind(path: str | Path) -> str:
     path = resolve_model_path(path)
     if model_source(path) == "hf" and hf_kind(path) == "masked_lm":
         return "masked_lm"
-    check_kind(path, "causal_lm")
+    try:
+        check_kind(path, "causal_lm")
+    except GenolmError as err:
+        raise GenolmError(f"{err} or a masked LM") from None
     return "causal_lm"
 
 
