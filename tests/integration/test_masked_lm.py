@@ -1,11 +1,14 @@
 """Masked LMs (BERT, ESM) everywhere a model loads: kinds, masked-marginal scoring, finetune, eval, CLI.
 
-Tiny random ``BertForMaskedLM`` (one token per base) and ``EsmForMaskedLM`` (a BPE trained here)
-folders are written with ``save_pretrained``; nothing is downloaded.
+Tiny random masked-LM folders are written with ``save_pretrained``; nothing is downloaded:
+``BertForMaskedLM`` with one token per base, ``EsmForMaskedLM`` with a Nucleotide-Transformer-like
+``EsmTokenizer`` (6-mers, then single bases; a Python tokenizer) and ``BertForMaskedLM`` with a
+BPE trained here.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -15,7 +18,7 @@ import pytest
 import torch
 from helpers import DATA, compose_cfg, run_cli
 from tokenizers import Tokenizer, models, pre_tokenizers, processors, trainers
-from transformers import BertConfig, BertForMaskedLM, EsmConfig, EsmForMaskedLM
+from transformers import BertConfig, BertForMaskedLM, EsmConfig, EsmForMaskedLM, EsmTokenizer
 
 from genolm.checkpoints import (
     classifier_from_pretrained,
@@ -54,25 +57,36 @@ def pairs() -> pd.DataFrame:
                             "exon", limit=8)
 
 
+def kmer_tokenizer(folder: Path) -> EsmTokenizer:
+    """An ``EsmTokenizer`` over all 6-mers and single bases, as the Nucleotide Transformer's."""
+    folder.mkdir(parents=True)
+    kmers = ["".join(k) for k in itertools.product("ACGT", repeat=6)]
+    specials = ["<unk>", "<pad>", "<mask>", "<cls>", "<eos>", "<bos>"]
+    (folder / "vocab.txt").write_text("\n".join(specials + kmers + list("ACGTN")) + "\n")
+    return EsmTokenizer(str(folder / "vocab.txt"))
+
+
 @pytest.fixture(scope="module")
 def folders(tmp_path_factory, pairs) -> dict[str, Path]:
-    """``bert`` (single-base tokenizer) and ``esm`` (BPE) masked-LM folders, plus a headless one."""
+    """``bert`` (single base), ``esm`` (6-mers) and ``bert_bpe`` masked-LM folders, plus a headless one."""
     root = tmp_path_factory.mktemp("mlm")
     torch.manual_seed(0)
-    tok = char()
-    bert = BertForMaskedLM(BertConfig(vocab_size=len(tok), pad_token_id=tok.pad_token_id, **SIZES))
-    bpe = tiny_bpe(pairs["ref"].tolist())
-    esm = EsmForMaskedLM(EsmConfig(vocab_size=len(bpe), pad_token_id=bpe.pad_token_id,
-                                   mask_token_id=bpe.mask_token_id, position_embedding_type="rotary",
-                                   **SIZES))
-    for name, model, tokenizer in (("bert", bert, tok), ("esm", esm, bpe)):
+    toks = {"bert": char(), "esm": kmer_tokenizer(root / "vocab"),
+            "bert_bpe": tiny_bpe(pairs["ref"].tolist())}
+    for name, tok in toks.items():
+        if name == "esm":
+            model = EsmForMaskedLM(EsmConfig(vocab_size=len(tok), pad_token_id=tok.pad_token_id,
+                                             mask_token_id=tok.mask_token_id,
+                                             position_embedding_type="rotary", **SIZES))
+        else:
+            model = BertForMaskedLM(BertConfig(vocab_size=len(tok), pad_token_id=tok.pad_token_id, **SIZES))
         model.save_pretrained(root / name)
-        tokenizer.save_pretrained(root / name)
+        tok.save_pretrained(root / name)
     headless = root / "headless"
     headless.mkdir()
     config = json.loads((root / "bert" / "config.json").read_text())
     (headless / "config.json").write_text(json.dumps({**config, "architectures": ["BertModel"]}))
-    return {"bert": root / "bert", "esm": root / "esm", "headless": headless}
+    return {name: root / name for name in (*toks, "headless")}
 
 
 def test_kinds_and_wrong_kind_errors(folders) -> None:
@@ -124,8 +138,9 @@ def test_masked_marginal_llr_matches_hand_computation(folders, pairs) -> None:
     assert (out["l2"] > 0).all() and list(out.columns) == ["id", "group", "l2", "cosine", "llr", "ref_ll"]
 
 
-def test_bpe_span_score_and_identical_pairs(folders, pairs) -> None:
-    model, tok = load_masked_lm(folders["esm"])
+@pytest.mark.parametrize("name", ["esm", "bert_bpe"])
+def test_multi_base_span_score_and_identical_pairs(folders, pairs, name: str) -> None:
+    model, tok = load_masked_lm(folders[name])
     same = score_masked_variants(model, tok, pairs["ref"], pairs["ref"], progress=False)
     assert np.allclose(same[["l2", "cosine", "llr"]], 0, atol=1e-5)
     out = score_masked_variants(model, tok, pairs["ref"], pairs["alt"], progress=False)
@@ -174,6 +189,20 @@ def test_probe_finetune_trains_only_the_head(tmp_path: Path, folders) -> None:
     after = net.bert.state_dict()
     assert all(torch.equal(v, after[k]) for k, v in loaded.items())
     assert objects["trainer"].global_step == 2
+
+
+@pytest.mark.fit
+def test_lora_finetune_of_esm_kmer_model_reloads(tmp_path: Path, folders) -> None:
+    _, objects = _finetune(tmp_path, folders["esm"], "classifier=lora", "data.limit_train=64")
+    module = objects["model"].eval()
+    assert type(module.tokenizer).__name__ == "EsmTokenizer"
+    reloaded = load_classifier(objects["best_ckpt"], 2).eval()  # config + tokenizer from the .ckpt
+    assert type(reloaded.tokenizer).__name__ == "EsmTokenizer"
+    batch = reloaded.tokenizer(["ACGTTGCAAGTCCAGTTTGACCATGGCA", "GGGCCCATATATCG"], padding=True,
+                               return_tensors="pt")
+    with torch.no_grad():
+        assert torch.allclose(reloaded(batch["input_ids"], batch["attention_mask"]),
+                              module(batch["input_ids"], batch["attention_mask"]), atol=1e-6)
 
 
 @pytest.mark.subprocess
