@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -31,11 +32,27 @@ from genolm.checkpoints import (
 from genolm.data.tokenizers import BASES, SPECIAL_TOKENS, char, wrap_tokenizer
 from genolm.errors import GenolmError
 from genolm.models.fast.switch import fast_enabled, use_fast
+from genolm.modules.classifier import SequenceClassifierModule
 from genolm.pipelines.finetune import train
 from genolm.scoring.masked import masked_rows, score_masked_variants, variant_span
 from genolm.scoring.variants import read_fasta_pairs
 
 SNP = DATA / "SNP"
+# the code a model folder ships with it (as DNABERT-2 does), for a model type transformers lacks
+CUSTOM_CODE = """from transformers import BertConfig, BertForMaskedLM, BertForSequenceClassification
+
+
+class TinyDnaConfig(BertConfig):
+    model_type = "genolm-test-dna"
+
+
+class TinyDnaForMaskedLM(BertForMaskedLM):
+    config_class = TinyDnaConfig
+
+
+class TinyDnaForSequenceClassification(BertForSequenceClassification):
+    config_class = TinyDnaConfig
+"""
 SIZES = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
              max_position_embeddings=256, initializer_range=0.2)
 
@@ -114,6 +131,30 @@ def test_hub_id_offline_is_one_clear_line(monkeypatch: pytest.MonkeyPatch) -> No
                                   "id: not in the local Hugging Face cache") and "\n" not in message
     with pytest.raises(GenolmError, match="neither a genolm .ckpt file nor a Hugging Face folder"):
         load_masked_lm("/no/such/folder")  # not a Hub id: the usual line
+
+
+def test_trust_remote_code_is_needed_and_honoured(tmp_path: Path, folders) -> None:
+    folder = tmp_path / "own_code"
+    shutil.copytree(folders["bert"], folder)
+    (folder / "custom_dna.py").write_text(CUSTOM_CODE)
+    config = json.loads((folder / "config.json").read_text())
+    classes = {"AutoConfig": "TinyDnaConfig", "AutoModelForMaskedLM": "TinyDnaForMaskedLM",
+               "AutoModelForSequenceClassification": "TinyDnaForSequenceClassification"}
+    (folder / "config.json").write_text(json.dumps({
+        **config, "model_type": "genolm-test-dna", "architectures": ["TinyDnaForMaskedLM"],
+        "auto_map": {auto: f"custom_dna.{cls}" for auto, cls in classes.items()}}))
+    with pytest.raises(GenolmError, match="ships its own code .*set trust_remote_code=true"):
+        load_masked_lm(folder)
+    model, _ = load_masked_lm(folder, trust_remote_code=True)
+    assert type(model).__name__ == "TinyDnaForMaskedLM"
+    first = SequenceClassifierModule(init_from=str(folder), num_labels=2, trust_remote_code=True)
+    assert type(first.net).__name__ == "TinyDnaForSequenceClassification"
+    # a checkpoint rebuilds the network from its stored config and the folder's code
+    again = SequenceClassifierModule(init_from=str(folder), hf_config=first.hparams.hf_config,
+                                     trust_remote_code=True)
+    again.load_state_dict(first.state_dict())
+    with pytest.raises(GenolmError, match="runs the model code of .*set trust_remote_code=true"):
+        SequenceClassifierModule(init_from=str(folder), hf_config=first.hparams.hf_config)
 
 
 def test_fast_path_leaves_masked_lms_alone(folders) -> None:

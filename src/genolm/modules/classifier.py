@@ -7,12 +7,11 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torchmetrics import MaxMetric, MeanMetric
-from transformers import AutoModelForSequenceClassification, PreTrainedTokenizerFast
+from transformers import PreTrainedTokenizerFast
 
-from genolm.checkpoints import classifier_from_pretrained
-from genolm.hub import remote_code_kwargs
+from genolm.checkpoints import classifier_from_config, classifier_from_pretrained
 from genolm.inference.strands import average_strands
-from genolm.models.classifier import apply_mode, config_from_dict
+from genolm.models.classifier import apply_mode
 from genolm.models.fast.switch import use_fast
 from genolm.modules.base import GenolmModule
 from genolm.modules.metrics import ClassificationMetrics
@@ -60,8 +59,7 @@ class SequenceClassifierModule(GenolmModule):
                                                              trust_remote_code)
             self.hparams.hf_config = net.config.to_dict()
         else:
-            net = AutoModelForSequenceClassification.from_config(config_from_dict(hf_config),
-                                                                 **remote_code_kwargs(trust_remote_code))
+            net = classifier_from_config(hf_config, init_from, trust_remote_code)
         # from_pretrained returns eval mode and Lightning keeps sub-module modes: train explicitly
         self.net = apply_mode(net, mode, lora).train()
         self.fast = fast
