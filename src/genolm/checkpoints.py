@@ -20,7 +20,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import os
 import pickle
 import re
@@ -31,7 +30,6 @@ from typing import Any
 import numpy as np
 import torch
 from transformers import (
-    AutoConfig,
     AutoModelForCausalLM,
     AutoModelForMaskedLM,
     AutoModelForSequenceClassification,
@@ -42,12 +40,11 @@ from transformers import (
 
 from genolm.data.tokenizers import tokenizer_from_state
 from genolm.errors import GenolmError
-from genolm.hub import remote_code_kwargs, resolve_model_path
+from genolm.hub import check_remote_code, remote_code_kwargs, resolve_model_path
 from genolm.io import atomic_dir, model_source
 from genolm.models.classifier import config_from_dict, head_modules, reset_head
 from genolm.models.fast.switch import use_fast
 
-log = logging.getLogger(__name__)
 KIND_NAMES = {"causal_lm": "causal LM", "masked_lm": "masked LM", "classifier": "sequence classifier"}
 _HF_SUFFIXES = {"causal_lm": ("ForCausalLM", "LMHeadModel"), "masked_lm": ("ForMaskedLM",),
                 "classifier": ("ForSequenceClassification",)}
@@ -173,27 +170,10 @@ def load_causal_lm_module(ckpt_path: str | Path, map_location: str = "cpu"):
     return load_module(ckpt_path, "causal_lm", map_location)
 
 
-def _check_remote_code(path: Path, config: dict[str, Any], trust_remote_code: bool) -> None:
-    """Refuse (one line) a model that only runs with its own code unless ``trust_remote_code``.
-
-    A folder with its own code for a model type transformers knows (DNABERT-2: ``bert``) loads
-    transformers' built-in classes instead, with a warning: its weights may not fit them.
-    """
-    if trust_remote_code or not config.get("auto_map"):
-        return
-    from transformers.models.auto.configuration_auto import CONFIG_MAPPING
-
-    if config.get("model_type") not in CONFIG_MAPPING:
-        raise GenolmError(f"{path}: the model ships its own code (config.json auto_map) for the model "
-                          f"type {config.get('model_type')!r}; set trust_remote_code=true to run it")
-    log.warning("%s ships its own model code (auto_map) but trust_remote_code is false: transformers' "
-                "built-in %s classes are used, which may not fit its weights", path, config.get("model_type"))
-
-
 def _from_folder(loader: Any, path: Path, trust_remote_code: bool = False, **kwargs: Any
                  ) -> tuple[PreTrainedModel, PreTrainedTokenizerFast]:
     """``(model, tokenizer)`` of a local HF folder; any load failure is one GenolmError line."""
-    _check_remote_code(path, hf_config(path), trust_remote_code)
+    check_remote_code(path, hf_config(path), trust_remote_code)
     remote = remote_code_kwargs(trust_remote_code)
     try:
         return (loader.from_pretrained(str(path), local_files_only=True, **remote, **kwargs),
@@ -356,29 +336,6 @@ def _from_causal_ckpt(path: Path, num_labels: int) -> tuple[PreTrainedModel, dic
     if [k for k in missing if not k.startswith(heads)]:
         raise GenolmError(f"{path}: backbone weights missing for {missing[:3]}...")
     return model, ckpt["genolm"]["tokenizer"]
-
-
-def classifier_from_config(hf_config_dict: dict[str, Any], init_from: str | None = None,
-                           trust_remote_code: bool = False) -> PreTrainedModel:
-    """A sequence classifier with fresh weights rebuilt from its stored ``config.to_dict()``.
-
-    A model with its own code (``auto_map``) needs ``trust_remote_code`` and that code, found
-    again in ``init_from`` (the folder or Hub id it was finetuned from).
-    """
-    if not hf_config_dict.get("auto_map"):
-        return AutoModelForSequenceClassification.from_config(config_from_dict(hf_config_dict))
-    source = init_from or hf_config_dict.get("_name_or_path")
-    if not trust_remote_code:
-        raise GenolmError(f"this classifier runs the model code of {source} (auto_map); "
-                          "set trust_remote_code=true")
-    folder = resolve_model_path(source)
-    try:
-        config = AutoConfig.from_pretrained(str(folder), trust_remote_code=True, local_files_only=True)
-        config = type(config).from_dict({**hf_config_dict, "_name_or_path": str(folder)})
-        return AutoModelForSequenceClassification.from_config(config, trust_remote_code=True)
-    except (OSError, ValueError, KeyError, ImportError) as err:
-        raise GenolmError(f"{folder}: cannot rebuild the classifier from its own code "
-                          f"({_first_line(err)})") from err
 
 
 def classifier_from_pretrained(path: str | Path, num_labels: int, new_head: bool = False,

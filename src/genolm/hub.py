@@ -10,20 +10,42 @@ line; a missing path that is no Hub id is reported by the reader
 
 :func:`remote_code_kwargs` turns the config key ``trust_remote_code`` into ``from_pretrained``
 keyword arguments: the keyword is passed only when the user set it to true, so models whose code
-lives in their own repository (DNABERT-2, Nucleotide Transformer v2) run only on request.
+lives in their own repository (DNABERT-2, Nucleotide Transformer v2) run only on request;
+:func:`check_remote_code` refuses such a model in one line before transformers would ask on
+the terminal.
 """
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
 from genolm.errors import GenolmError
 
+log = logging.getLogger(__name__)
+
 
 def remote_code_kwargs(trust_remote_code: bool = False) -> dict[str, Any]:
     """``{"trust_remote_code": True}`` when asked for, else nothing (transformers' default)."""
     return {"trust_remote_code": True} if trust_remote_code else {}
+
+
+def check_remote_code(path: Path, config: dict[str, Any], trust_remote_code: bool) -> None:
+    """Refuse (one line) a model that only runs with its own code unless ``trust_remote_code``.
+
+    A folder with its own code for a model type transformers knows (DNABERT-2: ``bert``) loads
+    transformers' built-in classes instead, with a warning: its weights may not fit them.
+    """
+    if trust_remote_code or not config.get("auto_map"):
+        return
+    from transformers.models.auto.configuration_auto import CONFIG_MAPPING
+
+    if config.get("model_type") not in CONFIG_MAPPING:
+        raise GenolmError(f"{path}: the model ships its own code (config.json auto_map) for the model "
+                          f"type {config.get('model_type')!r}; set trust_remote_code=true to run it")
+    log.warning("%s ships its own model code (auto_map) but trust_remote_code is false: transformers' "
+                "built-in %s classes are used, which may not fit its weights", path, config.get("model_type"))
 
 
 def is_hub_id(text: str) -> bool:

@@ -12,12 +12,14 @@ import torch
 from torch import nn
 from transformers import (
     AutoConfig,
+    AutoModelForSequenceClassification,
     MixtralForSequenceClassification,
     PretrainedConfig,
     PreTrainedModel,
 )
 
 from genolm.errors import GenolmError
+from genolm.hub import resolve_model_path
 from genolm.models.fast.mixtral import mixtral_trunk
 from genolm.models.fast.switch import lean_trunk
 
@@ -29,6 +31,29 @@ def config_from_dict(data: dict[str, Any]) -> PretrainedConfig:
     """Rebuild a transformers config from ``config.to_dict()`` output."""
     data = dict(data)
     return AutoConfig.for_model(data.pop("model_type"), **data)
+
+
+def classifier_from_config(hf_config_dict: dict[str, Any], init_from: str | None = None,
+                           trust_remote_code: bool = False) -> PreTrainedModel:
+    """A sequence classifier with fresh weights rebuilt from its stored ``config.to_dict()``.
+
+    A model with its own code (``auto_map``) needs ``trust_remote_code`` and that code, found
+    again in ``init_from`` (the folder or Hub id it was finetuned from).
+    """
+    if not hf_config_dict.get("auto_map"):
+        return AutoModelForSequenceClassification.from_config(config_from_dict(hf_config_dict))
+    source = init_from or hf_config_dict.get("_name_or_path")
+    if not trust_remote_code:
+        raise GenolmError(f"this classifier runs the model code of {source} (auto_map); "
+                          "set trust_remote_code=true")
+    folder = resolve_model_path(source)
+    try:
+        config = AutoConfig.from_pretrained(str(folder), trust_remote_code=True, local_files_only=True)
+        config = type(config).from_dict({**hf_config_dict, "_name_or_path": str(folder)})
+        return AutoModelForSequenceClassification.from_config(config, trust_remote_code=True)
+    except (OSError, ValueError, KeyError, ImportError) as err:
+        raise GenolmError(f"{folder}: cannot rebuild the classifier from its own code "
+                          f"({str(err).splitlines()[0][:300] if str(err) else type(err).__name__})") from err
 
 
 def head_modules(model: PreTrainedModel) -> list[str]:

@@ -9,9 +9,9 @@ import torch.nn.functional as F
 from torchmetrics import MaxMetric, MeanMetric
 from transformers import PreTrainedTokenizerFast
 
-from genolm.checkpoints import classifier_from_config, classifier_from_pretrained
+from genolm.checkpoints import classifier_from_pretrained
 from genolm.inference.strands import average_strands
-from genolm.models.classifier import apply_mode
+from genolm.models.classifier import apply_mode, classifier_from_config
 from genolm.models.fast.switch import use_fast
 from genolm.modules.base import GenolmModule
 from genolm.modules.metrics import ClassificationMetrics
