@@ -164,6 +164,15 @@ def test_fast_path_leaves_masked_lms_alone(folders) -> None:
     assert model.config._attn_implementation == before
 
 
+def test_variant_span_and_masked_rows() -> None:
+    assert variant_span([1, 5, 6, 7, 2], [1, 5, 8, 7, 2]) == (2, 3, 3)  # a substitution
+    assert variant_span([1, 5, 6, 6, 2], [1, 5, 6, 2]) == (3, 4, 3)  # a deletion: empty alt span
+    assert variant_span([1, 5, 2], [1, 5, 2]) == (3, 3, 3)
+    ref_in, alt_in, ref_span, alt_span, start = masked_rows([1, 5, 6, 7, 2], [1, 9, 9, 9, 7, 2], 4)
+    assert (ref_in, alt_in, ref_span, alt_span, start) == ([1, 4, 4, 7, 2], [1, 4, 4, 4, 7, 2], [5, 6],
+                                                           [9, 9, 9], 1)
+
+
 def test_masked_marginal_llr_matches_hand_computation(folders, pairs) -> None:
     model, tok = load_masked_lm(folders["bert"])
     out = score_masked_variants(model, tok, pairs["ref"], pairs["alt"], batch_size=3, progress=False)
