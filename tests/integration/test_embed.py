@@ -13,7 +13,7 @@ from helpers import CONF, DATA, MISTRAL_TF0, compose_cfg, run_cli, tiny_mixtral,
 from transformers import BertConfig, BertForMaskedLM, MixtralForCausalLM
 
 from genolm.baselines.probe import evaluate, fit_probe
-from genolm.config_schema import EmbedConfig
+from genolm.config_schema import EmbedConfig, validate
 from genolm.data.tokenizers import char
 from genolm.errors import GenolmError
 from genolm.inference.embeddings import embed
@@ -135,6 +135,15 @@ def test_second_identical_run_comes_from_the_cache(tmp_path: Path, tiny_model: P
         with pytest.raises(AssertionError, match="model was loaded"):
             pipeline.run(config(tmp_path, "c", f"model_path={tiny_model}", f"input.csv={csv}", "pooling=last",
                                 changed))
+
+
+@pytest.mark.parametrize("task", sorted(p.stem for p in (CONF / "task").glob("*.yaml") if p.stem[0] != "_"))
+def test_every_task_composes_into_probe_mode(task: str) -> None:
+    extra = ["data.name=x", "data.task_dir=x"] if task == "gue" else []
+    cfg = compose_cfg("embed", [f"paths.data_dir={DATA}", "paths.output_dir=/tmp/out", "model_path=x",
+                                f"task={task}", *extra])
+    validate(cfg, EmbedConfig)
+    assert cfg.data._target_.endswith("LabeledSequenceDataModule")
 
 
 @pytest.mark.fit
