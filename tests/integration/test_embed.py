@@ -10,13 +10,14 @@ import pandas as pd
 import pytest
 import torch
 from helpers import CONF, DATA, MISTRAL_TF0, compose_cfg, run_cli, tiny_mixtral, write_fasta
-from transformers import BertConfig, BertForMaskedLM, MixtralForCausalLM
+from transformers import BertConfig, BertForMaskedLM, MixtralForCausalLM, MixtralForSequenceClassification
 
 from genolm.baselines.probe import evaluate, fit_probe
 from genolm.config_schema import EmbedConfig, validate
 from genolm.data.tokenizers import char
 from genolm.errors import GenolmError
 from genolm.inference.embeddings import embed
+from genolm.models.fast.switch import lean_trunk, use_fast
 from genolm.pipelines import embed as pipeline
 from genolm.utils import report_errors
 
@@ -51,6 +52,21 @@ def test_pooling_equals_the_models_hidden_states(build, layer: int, pooling: str
     assert got.shape == (len(SEQS), 16) and got.dtype == np.float32
     want = np.stack([manual(model, tok, s, layer, pooling) for s in SEQS])
     np.testing.assert_allclose(got, want, atol=2e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("cls", [MixtralForCausalLM, MixtralForSequenceClassification])
+def test_the_fast_trunk_gives_the_same_last_layer(cls) -> None:
+    model, tok = tiny_mixtral(cls)
+    plain = {p: embed(model, tok, SEQS, pooling=p, batch_size=4) for p in ("mean", "last")}
+    assert use_fast(model, "true") and lean_trunk(model)
+    for pooling, want in plain.items():
+        np.testing.assert_allclose(embed(model, tok, SEQS, pooling=pooling, batch_size=4), want, atol=2e-5)
+    np.testing.assert_allclose(embed(model, tok, SEQS, layer=1), manual_all(model, tok, 1), atol=2e-5)
+
+
+def manual_all(model, tok, layer: int) -> np.ndarray:
+    """Mean-pooled ``hidden_states[layer]`` of every sequence of :data:`SEQS`, one at a time."""
+    return np.stack([manual(model, tok, s, layer, "mean") for s in SEQS])
 
 
 def test_order_is_the_input_order_whatever_the_batching() -> None:

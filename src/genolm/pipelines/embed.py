@@ -141,6 +141,7 @@ def embed_records(cfg: DictConfig, frame: pd.DataFrame, source: str, model: Lazy
     hit = load_entry(cfg.cache_dir, key)
     if hit is not None:
         array, meta = hit
+        meta.pop("key", None)  # the same as its "fingerprint"
         log.info("%s: %d embeddings loaded from the cache %s (the model was not run)", source, len(array),
                  folder)
         return array, {**meta, "source": source, "cached": True, "cache": str(folder),
@@ -193,7 +194,6 @@ def run(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
         return metrics, objects
     frame, source = read_inputs(cfg)
     array, meta = embed_records(cfg, frame, source, model, model_fp)
-    meta = {k: v for k, v in meta.items() if k != "key"}
     meta["seconds"] = {"embed": meta["seconds"], "total": time.perf_counter() - t_start}
     out.mkdir(parents=True, exist_ok=True)
     write_outputs(out, array, frame.drop(columns="sequence"), meta)
