@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,7 @@ from genolm.baselines.probe import evaluate, fit_probe
 from genolm.config_schema import EmbedConfig, validate
 from genolm.data.tokenizers import char
 from genolm.errors import GenolmError
+from genolm.inference.embedding_cache import model_fingerprint
 from genolm.inference.embeddings import embed
 from genolm.models.fast.switch import lean_trunk, use_fast
 from genolm.pipelines import embed as pipeline
@@ -151,6 +153,15 @@ def test_second_identical_run_comes_from_the_cache(tmp_path: Path, tiny_model: P
         with pytest.raises(AssertionError, match="model was loaded"):
             pipeline.run(config(tmp_path, "c", f"model_path={tiny_model}", f"input.csv={csv}", "pooling=last",
                                 changed))
+
+
+def test_the_model_key_follows_file_contents_not_places(tmp_path: Path, tiny_model: Path) -> None:
+    copy = tmp_path / "copy"
+    shutil.copytree(tiny_model, copy)
+    assert model_fingerprint(copy) == model_fingerprint(tiny_model)  # a copied model still hits
+    model, tok = tiny_mixtral(MixtralForCausalLM, seed=1)
+    model.save_pretrained(copy)
+    assert model_fingerprint(copy) != model_fingerprint(tiny_model)  # retrained weights miss
 
 
 @pytest.mark.parametrize("task", sorted(p.stem for p in (CONF / "task").glob("*.yaml") if p.stem[0] != "_"))
