@@ -145,8 +145,7 @@ def embed_records(cfg: DictConfig, frame: pd.DataFrame, source: str, model: Lazy
         log.info("%s: %d embeddings loaded from the cache %s (the model was not run)", source, len(array),
                  folder)
         return array, {**meta, "model": str(cfg.model_path), "source": source, "cached": True,
-                       "cache": str(folder),
-                       "seconds": time.perf_counter() - t0}
+                       "cache": str(folder), "seconds": time.perf_counter() - t0}
     net, tok = model.get()
     array = embed(net, tok, frame["sequence"].tolist(), cfg.layer, cfg.pooling, cfg.batch_size,
                   names=frame["id"].tolist())
