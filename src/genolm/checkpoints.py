@@ -232,6 +232,26 @@ def lm_kind(path: str | Path) -> str:
     return "causal_lm"
 
 
+def load_any(path: str | Path, trust_remote_code: bool = False
+             ) -> tuple[PreTrainedModel, PreTrainedTokenizerFast, str]:
+    """``(network, tokenizer, kind)`` of any model genolm loads: a classifier, causal or masked LM.
+
+    The kind is what the file declares (a ``.ckpt``'s ``genolm.kind``, a folder's architectures);
+    a classifier's network includes its head (its backbone is ``network.base_model``).
+    """
+    path = resolve_model_path(path)
+    if model_source(path) == "ckpt":
+        kind = safe_load(path, mmap=True).get("genolm", {}).get("kind")
+    else:
+        kind = hf_kind(path)
+    if kind == "classifier":
+        module = load_classifier(path, trust_remote_code=trust_remote_code)
+        return module.net, module.tokenizer, kind
+    if kind == "masked_lm":
+        return (*load_masked_lm(path, trust_remote_code), kind)
+    return (*load_causal_lm(path, trust_remote_code), "causal_lm")
+
+
 def load_classifier(path: str | Path, num_labels: int | None = None, trust_remote_code: bool = False):
     """A trained :class:`~genolm.modules.classifier.SequenceClassifierModule`.
 

@@ -174,8 +174,18 @@ def evaluate(model: Pipeline, seqs: Sequence[str], labels: Sequence) -> dict[str
 
     """
     seqs, labels = _check_split(seqs, labels, "test")
-    proba = model.predict_proba(seqs)
-    classes = model.classes_
+    return classification_scores(labels, model.predict_proba(seqs), model.classes_)
+
+
+def classification_scores(labels: np.ndarray, proba: np.ndarray, classes: np.ndarray) -> dict[str, float]:
+    """MCC, AUROC, accuracy and macro F1 of class probabilities (see :func:`evaluate`).
+
+    Args:
+        labels: true labels.
+        proba: ``(N, len(classes))`` class probabilities (``predict_proba``).
+        classes: the model's classes, in the column order of ``proba``.
+
+    """
     pred = classes[np.argmax(proba, axis=1)]
     if len(np.unique(labels)) < 2:
         auroc = float("nan")

@@ -11,9 +11,10 @@ through untouched (``extra="allow"``), so experiments may add keys for their own
 """
 
 from genolm.config_schema.base import Section, validate
+from genolm.config_schema.embed import EmbedConfig
 from genolm.config_schema.inference import EvalLMConfig, GenerateConfig, OptimizeConfig, ScoreConfig
 from genolm.config_schema.interpret import InterpretConfig
 from genolm.config_schema.training import EvalConfig, FinetuneConfig, PretrainConfig
 
-__all__ = ["EvalConfig", "EvalLMConfig", "FinetuneConfig", "GenerateConfig", "InterpretConfig",
+__all__ = ["EmbedConfig", "EvalConfig", "EvalLMConfig", "FinetuneConfig", "GenerateConfig", "InterpretConfig",
            "OptimizeConfig", "PretrainConfig", "ScoreConfig", "Section", "validate"]
