@@ -23,10 +23,12 @@ EXPERIMENTS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
 PRIMARY = {"demo_finetune": "finetune", "demo_generate": "generate"}
 SCHEMAS = {"pretrain": schema.PretrainConfig, "finetune": schema.FinetuneConfig, "eval": schema.EvalConfig,
            "generate": schema.GenerateConfig, "score": schema.ScoreConfig, "optimize": schema.OptimizeConfig,
-           "eval_lm": schema.EvalLMConfig, "interpret": schema.InterpretConfig}
+           "eval_lm": schema.EvalLMConfig, "interpret": schema.InterpretConfig,
+           "embed": schema.EmbedConfig}
 REQUIRED = {"finetune": ["model_path=x"], "eval": ["model_path=x"], "generate": ["model_path=x"],
             "score": ["model_path=x"], "optimize": ["model_path=x"],
-            "eval_lm": ["model_path=x", "fasta=x"], "interpret": ["model_path=x", "input.csv=x"]}
+            "eval_lm": ["model_path=x", "fasta=x"], "interpret": ["model_path=x", "input.csv=x"],
+            "embed": ["model_path=x", "input.csv=x"]}
 # each group holds only options its entrypoints can use, so every shipped option composes
 GROUP_OPTIONS = [(primary, group, p.stem) for primary, groups in {
     "pretrain": ("model", "tokenizer", "trainer", "corpus"), "finetune": ("classifier", "task", "trainer"),

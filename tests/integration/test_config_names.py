@@ -18,9 +18,9 @@ PRIMARIES = sorted(p.stem for p in CONF.glob("*.yaml"))
 SCHEMAS = {"pretrain": schema.PretrainConfig, "finetune": schema.FinetuneConfig, "eval": schema.EvalConfig,
            "generate": schema.GenerateConfig, "score": schema.ScoreConfig, "optimize": schema.OptimizeConfig,
            "eval_lm": schema.EvalLMConfig, "interpret": schema.InterpretConfig,
-           "benchmark": schema.BenchmarkConfig}
+           "embed": schema.EmbedConfig, "benchmark": schema.BenchmarkConfig}
 # what else each entrypoint requires besides the model
-REQUIRED = {"eval_lm": ["fasta=x"], "interpret": ["input.csv=x"]}
+REQUIRED = {"eval_lm": ["fasta=x"], "interpret": ["input.csv=x"], "embed": ["input.csv=x"]}
 # (entrypoint, deprecated key, new key)
 RENAMED = [(p, "ckpt_path", "model_path") for p in ("eval", "eval_lm", "generate", "interpret", "score")] + [
     ("finetune", "model.init_from", "model_path"), ("optimize", "oracle.ckpt_path", "model_path"),

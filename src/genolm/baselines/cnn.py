@@ -26,7 +26,7 @@ import torch
 from sklearn.metrics import matthews_corrcoef
 from torch import nn
 
-from genolm.baselines.kmer import check_split, metrics_from_proba
+from genolm.baselines.kmer import check_split, classification_scores
 from genolm.errors import GenolmError
 
 log = logging.getLogger(__name__)
@@ -222,4 +222,4 @@ def _train_epoch(net: MotifCNN, optimizer: torch.optim.Optimizer, x: torch.Tenso
 def evaluate(fit: CnnFit, seqs: Sequence[str], labels: Sequence) -> dict[str, float]:
     """Test metrics of a fitted CNN: ``mcc``, ``auroc``, ``accuracy``, ``f1`` (as the k-mer baseline)."""
     seqs, labels = check_split(seqs, labels, "test")
-    return metrics_from_proba(labels, fit.predict_proba(seqs), fit.classes_)
+    return classification_scores(labels, fit.predict_proba(seqs), fit.classes_)

@@ -174,23 +174,18 @@ def evaluate(model: Pipeline, seqs: Sequence[str], labels: Sequence) -> dict[str
 
     """
     seqs, labels = check_split(seqs, labels, "test")
-    return metrics_from_proba(labels, model.predict_proba(seqs), model.classes_)
+    return classification_scores(labels, model.predict_proba(seqs), model.classes_)
 
 
-def metrics_from_proba(labels: Sequence, proba: np.ndarray, classes: Sequence) -> dict[str, float]:
-    """MCC, AUROC, accuracy and macro F1 of class probabilities (shared by every baseline).
+def classification_scores(labels: np.ndarray, proba: np.ndarray, classes: np.ndarray) -> dict[str, float]:
+    """MCC, AUROC, accuracy and macro F1 of class probabilities (see :func:`evaluate`).
 
     Args:
-        labels: true label of every sequence.
-        proba: ``(n, len(classes))`` class probabilities; the predicted class is the arg-max.
-        classes: the label of each probability column.
-
-    Returns:
-        ``mcc``, ``auroc`` (binary: probability of the larger class; more classes: one-vs-rest
-        macro average; NaN when the labels hold a single class), ``accuracy`` and ``f1`` (macro).
+        labels: true labels.
+        proba: ``(N, len(classes))`` class probabilities (``predict_proba``).
+        classes: the model's classes, in the column order of ``proba``.
 
     """
-    labels, classes = np.asarray(labels), np.asarray(classes)
     pred = classes[np.argmax(proba, axis=1)]
     if len(np.unique(labels)) < 2:
         auroc = float("nan")

@@ -127,7 +127,7 @@ def fit_baseline(name: str, splits: dict[str, pd.DataFrame], seed: int, options:
     else:
         raise GenolmError(f"unknown baseline {name!r}; choose from {', '.join(BASELINES)}")
     proba = model.predict_proba(test["sequence"].tolist())
-    scores = kmer.metrics_from_proba(test["label"], proba, model.classes_)
+    scores = kmer.classification_scores(test["label"], proba, model.classes_)
     details["seconds"] = time.perf_counter() - start
     table = pd.DataFrame({"id": test["id"].to_numpy(), "label": test["label"].to_numpy(),
                           "pred": np.asarray(model.classes_)[proba.argmax(1)]})

@@ -12,9 +12,10 @@ through untouched (``extra="allow"``), so experiments may add keys for their own
 
 from genolm.config_schema.base import Section, validate
 from genolm.config_schema.benchmark import BenchmarkConfig
+from genolm.config_schema.embed import EmbedConfig
 from genolm.config_schema.inference import EvalLMConfig, GenerateConfig, OptimizeConfig, ScoreConfig
 from genolm.config_schema.interpret import InterpretConfig
 from genolm.config_schema.training import EvalConfig, FinetuneConfig, PretrainConfig
 
-__all__ = ["BenchmarkConfig", "EvalConfig", "EvalLMConfig", "FinetuneConfig", "GenerateConfig",
+__all__ = ["BenchmarkConfig", "EmbedConfig", "EvalConfig", "EvalLMConfig", "FinetuneConfig", "GenerateConfig",
            "InterpretConfig", "OptimizeConfig", "PretrainConfig", "ScoreConfig", "Section", "validate"]

@@ -35,6 +35,8 @@ class Entry(Section):
     seed: int = 42
     task_name: Annotated[str, Field(min_length=1)]
     fast: Fast = "auto"
+    # let a Hugging Face model's own code run (passed to from_pretrained only when true)
+    trust_remote_code: bool = False
 
 
 def _plain(node: Any) -> Any:

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
-from transformers import AutoTokenizer, PreTrainedTokenizerFast
+from transformers import AutoTokenizer, PreTrainedTokenizerBase, PreTrainedTokenizerFast
 
 from genolm.data.sequences import reverse_complement
 from genolm.errors import GenolmError
@@ -69,8 +69,8 @@ def encode_many(tok: PreTrainedTokenizerFast, seqs: Sequence[str], add_special_t
     lists): about 1.7x as fast as ``tok(seqs)`` on 201-base windows. A backend configured to
     truncate or pad goes through ``tok`` itself.
     """
-    backend = tok.backend_tokenizer
-    if backend.truncation is not None or backend.padding is not None:
+    backend = getattr(tok, "backend_tokenizer", None)  # None: a Python tokenizer (EsmTokenizer, ...)
+    if backend is None or backend.truncation is not None or backend.padding is not None:
         return tok(list(seqs), add_special_tokens=add_special_tokens)["input_ids"]
     return [e.ids for e in backend.encode_batch_fast(list(seqs), add_special_tokens=add_special_tokens)]
 
@@ -184,14 +184,32 @@ def complement_ids(tok: PreTrainedTokenizerFast) -> np.ndarray:
     return table
 
 
-def tokenizer_state(tok: PreTrainedTokenizerFast) -> dict[str, Any]:
-    """Serialise a fast tokenizer (vocab, merges, template, special tokens) to plain data."""
+def tokenizer_state(tok: PreTrainedTokenizerBase) -> dict[str, Any]:
+    """Serialise a tokenizer to plain data.
+
+    A fast (``tokenizers``) tokenizer is stored as its JSON (vocab, merges, template) and special
+    tokens; any other (a Python tokenizer such as ``EsmTokenizer`` of the Nucleotide Transformer)
+    as the text files ``save_pretrained`` writes.
+    """
+    if not hasattr(tok, "backend_tokenizer"):
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as tmp:
+            tok.save_pretrained(tmp)
+            return {"files": {f.name: f.read_text() for f in sorted(Path(tmp).iterdir()) if f.is_file()}}
     return {"tokenizer_json": tok.backend_tokenizer.to_str(),
             "special_tokens": {k: str(v) for k, v in tok.special_tokens_map.items()
                                if isinstance(v, str)}}
 
 
-def tokenizer_from_state(state: dict[str, Any]) -> PreTrainedTokenizerFast:
+def tokenizer_from_state(state: dict[str, Any]) -> PreTrainedTokenizerBase:
     """Inverse of :func:`tokenizer_state`."""
+    if "files" in state:
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as tmp:
+            for name, text in state["files"].items():
+                (Path(tmp) / Path(name).name).write_text(text)
+            return AutoTokenizer.from_pretrained(tmp, local_files_only=True)
     return PreTrainedTokenizerFast(tokenizer_object=Tokenizer.from_str(state["tokenizer_json"]),
                                    **state["special_tokens"])

@@ -7,11 +7,11 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torchmetrics import MaxMetric, MeanMetric
-from transformers import AutoModelForSequenceClassification, PreTrainedTokenizerFast
+from transformers import PreTrainedTokenizerFast
 
 from genolm.checkpoints import classifier_from_pretrained
 from genolm.inference.strands import average_strands
-from genolm.models.classifier import apply_mode, config_from_dict
+from genolm.models.classifier import apply_mode, classifier_from_config
 from genolm.models.fast.switch import use_fast
 from genolm.modules.base import GenolmModule
 from genolm.modules.metrics import ClassificationMetrics
@@ -35,6 +35,13 @@ class SequenceClassifierModule(GenolmModule):
         hf_config: set automatically; when given (reloading a checkpoint) the network is rebuilt
             from it instead of reading ``init_from``.
         fast: genolm's kernels ``auto``, ``true`` or ``false`` (:mod:`genolm.models.fast.switch`).
+        trust_remote_code: let a Hugging Face folder's own model code run (DNABERT-2, ...);
+            also used when the checkpoint rebuilds such a network.
+
+    Any transformers sequence classifier works: Mixtral or other causal LMs (head on the last
+    token), BERT, ESM and other masked LMs (head on the pooled or first-token state). The
+    checkpoint stores the network's config and tokenizer, so it rebuilds without ``init_from``
+    (except for models with their own code, whose code is found again through ``init_from``).
 
     """
 
@@ -43,15 +50,16 @@ class SequenceClassifierModule(GenolmModule):
     def __init__(self, init_from: str, num_labels: int = 2, mode: str = "full", new_head: bool = False,
                  lora: dict[str, Any] | None = None, optimizer: dict[str, Any] | None = None,
                  scheduler: dict[str, Any] | None = None, hf_config: dict[str, Any] | None = None,
-                 fast: str | bool = "auto") -> None:
+                 fast: str | bool = "auto", trust_remote_code: bool = False) -> None:
         super().__init__()
         self.save_hyperparameters()
         self.tokenizer: PreTrainedTokenizerFast | None = None
         if hf_config is None:
-            net, self.tokenizer = classifier_from_pretrained(init_from, num_labels, new_head)
+            net, self.tokenizer = classifier_from_pretrained(init_from, num_labels, new_head,
+                                                             trust_remote_code)
             self.hparams.hf_config = net.config.to_dict()
         else:
-            net = AutoModelForSequenceClassification.from_config(config_from_dict(hf_config))
+            net = classifier_from_config(hf_config, init_from, trust_remote_code)
         # from_pretrained returns eval mode and Lightning keeps sub-module modes: train explicitly
         self.net = apply_mode(net, mode, lora).train()
         self.fast = fast

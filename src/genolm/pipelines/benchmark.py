@@ -18,6 +18,7 @@ from genolm.benchmark import runs as bench_runs
 from genolm.benchmark import table as bench_table
 from genolm.config_schema import BenchmarkConfig, FinetuneConfig, validate
 from genolm.errors import GenolmError
+from genolm.hub import resolve_model_path
 from genolm.io import markdown_table, model_source, write_text_atomic, write_tsv_atomic
 from genolm.utils import config_dir, report_errors
 
@@ -33,7 +34,7 @@ def check(cfg: DictConfig) -> None:
     for name, path in (cfg.backbones or {}).items():
         if name in bench_runs.BASELINES:
             raise GenolmError(f"backbone name '{name}' is taken by a baseline; rename it")
-        model_source(path)  # a .ckpt file or a Hugging Face folder, else one clear error
+        model_source(resolve_model_path(path))  # .ckpt, HF folder or Hub id, else one clear error
     if cfg.aggregate:
         return
     if not cfg.backbones and not cfg.baselines:

@@ -78,7 +78,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         raise GenolmError("fasta=[] names no file to score")
     record = training_record(cfg.model_path)
     start = start_from_record(cfg.start, record)
-    model, tok = load_causal_lm(cfg.model_path)
+    model, tok = load_causal_lm(cfg.model_path, cfg.get("trust_remote_code", False))
     use_fast(model, cfg.fast)
     ids, windows, skipped = tile_fasta(paths, cfg.window)
     if not windows:

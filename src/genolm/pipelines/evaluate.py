@@ -23,7 +23,7 @@ def evaluate(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     """
     datamodule: LabeledSequenceDataModule = instantiate(cfg.data)
     datamodule.load()
-    model = load_classifier(cfg.model_path, datamodule.num_labels)
+    model = load_classifier(cfg.model_path, datamodule.num_labels, cfg.get("trust_remote_code", False))
     model.fast = cfg.fast  # resolved for the trainer's device in setup()
     datamodule.set_tokenizer(model.tokenizer, model.max_positions)
     datamodule.setup("test")

@@ -79,7 +79,8 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     datamodule: LabeledSequenceDataModule = instantiate(cfg.data)
     datamodule.load()
     model: SequenceClassifierModule = instantiate(cfg.model, init_from=cfg.model_path,
-                                                    num_labels=datamodule.num_labels, fast=cfg.fast)
+                                                    num_labels=datamodule.num_labels, fast=cfg.fast,
+                                                    trust_remote_code=cfg.get("trust_remote_code", False))
     datamodule.set_tokenizer(model.tokenizer, model.max_positions)
     datamodule.test_strand = cfg.strand
     trainable, total = trainable_parameters(model.net)

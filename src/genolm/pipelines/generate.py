@@ -61,7 +61,7 @@ def report(cfg: DictConfig, generated: list[str], out: Path, start: str) -> pd.D
 def run(cfg: DictConfig) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Generate, write ``generated.fa`` and ``generated.tsv``, and the report when asked."""
     start_tok = resolve_start(cfg.start, cfg.model_path)
-    model, tokenizer = load_causal_lm(cfg.model_path)
+    model, tokenizer = load_causal_lm(cfg.model_path, cfg.get("trust_remote_code", False))
     use_fast(model, cfg.fast, resolve_device(cfg.device))
     log.info("sampling after the %s token", start_tok)
     start = time.perf_counter()

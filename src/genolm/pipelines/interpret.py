@@ -152,7 +152,7 @@ def run(cfg: DictConfig) -> tuple[pd.DataFrame, dict[str, Any]]:
                           "use methods=[ism]")
     targets = jaspar_targets(cfg.tomtom.motifs, cfg.tomtom.factors) if cfg.modisco.enabled else []
     if kind == "classifier":
-        module = load_classifier(cfg.model_path)
+        module = load_classifier(cfg.model_path, trust_remote_code=cfg.get("trust_remote_code", False))
         net, tok, max_pos = module.net, module.tokenizer, module.max_positions
         use_fast(net, cfg.fast, resolve_device(cfg.device))
         # a causal Mixtral classifier: ISM shares each reference's token prefix with its mutants
@@ -160,7 +160,7 @@ def run(cfg: DictConfig) -> tuple[pd.DataFrame, dict[str, Any]]:
         scorer = fast(module, cfg.target_class, cfg.output, cfg.device)
         what = f"class-{cfg.target_class} {cfg.output}"
     else:
-        net, tok = load_causal_lm(cfg.model_path)
+        net, tok = load_causal_lm(cfg.model_path, cfg.get("trust_remote_code", False))
         use_fast(net, cfg.fast, resolve_device(cfg.device))
         max_pos = int(getattr(net.config, "max_position_embeddings", 1 << 30))
         fast = PrefixLMScorer if prefix_ism_supported(net) else lm_scorer

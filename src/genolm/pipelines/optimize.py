@@ -57,7 +57,8 @@ def start_sequences(cfg: DictConfig) -> tuple[list[str], list[str]]:
 
 def build_oracle(cfg: DictConfig, module=None) -> Oracle:
     """Classifier oracle (``module``, or loaded from ``model_path``), plus the optional LM term."""
-    module = load_classifier(cfg.model_path) if module is None else module
+    remote = cfg.get("trust_remote_code", False)
+    module = load_classifier(cfg.model_path, trust_remote_code=remote) if module is None else module
     use_fast(module.net, cfg.fast, resolve_device(cfg.device))
     fns = [classifier_oracle(module, cfg.oracle.target_class, cfg.oracle.output, cfg.device,
                              strand=cfg.oracle.strand)]
@@ -65,7 +66,7 @@ def build_oracle(cfg: DictConfig, module=None) -> Oracle:
     if cfg.naturalness.weight:
         from genolm.checkpoints import load_causal_lm
 
-        model, tok = load_causal_lm(cfg.naturalness.model_path)
+        model, tok = load_causal_lm(cfg.naturalness.model_path, remote)
         use_fast(model, cfg.fast, resolve_device(cfg.device))
         # the oracle flips the sign for minimisation; keep naturalness rewarded either way
         fns.append(lm_naturalness(model, tok, sign * cfg.naturalness.weight, cfg.device))
@@ -83,7 +84,7 @@ def run(cfg: DictConfig) -> tuple[pd.DataFrame, dict[str, Any]]:
     pfms = read_jaspar_pfm(cfg.motifs.path) if cfg.motifs.path else None  # a bad file fails before the search
     for name, seq in zip(ids, seqs, strict=True):
         constraints.check_start(seq, name)
-    module = load_classifier(cfg.model_path)
+    module = load_classifier(cfg.model_path, trust_remote_code=cfg.get("trust_remote_code", False))
     oracle = build_oracle(cfg, module)
     algorithm = instantiate(cfg.algorithm)
     t0 = time.perf_counter()

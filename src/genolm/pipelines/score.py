@@ -1,4 +1,10 @@
-"""``genolm-score``: zero-shot variant scoring from a config (inputs -> scores.tsv -> report)."""
+"""``genolm-score``: zero-shot variant scoring from a config (inputs -> scores.tsv -> report).
+
+The model kind picks the scores: a causal LM gets :func:`genolm.scoring.effects.score_variants`
+(sequence log-likelihood ratio), a masked LM (``*ForMaskedLM``)
+:func:`genolm.scoring.masked.score_masked_variants` (masked-marginal ratio); both write the same
+columns.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +17,7 @@ import hydra
 import pandas as pd
 from omegaconf import DictConfig
 
-from genolm.checkpoints import load_causal_lm
+from genolm.checkpoints import lm_kind, load_causal_lm, load_masked_lm
 from genolm.config_schema import ScoreConfig
 from genolm.errors import GenolmError
 from genolm.inference.batches import resolve_device
@@ -19,6 +25,7 @@ from genolm.inference.strands import on_strands
 from genolm.io import write_json_atomic, write_tsv_atomic
 from genolm.models.fast.switch import use_fast
 from genolm.scoring.effects import score_variants
+from genolm.scoring.masked import score_masked_variants
 from genolm.scoring.report import group_report, markdown_report, plot_groups
 from genolm.scoring.variants import read_fasta_pairs, read_table_pairs, read_vcf_windows
 from genolm.utils import config_dir, report_errors
@@ -51,13 +58,17 @@ def run(cfg: DictConfig) -> tuple[pd.DataFrame, dict[str, Any]]:
     pairs, ``average`` the mean of both strands' scores.
     """
     pairs, skipped = load_inputs(cfg)
-    model, tokenizer = load_causal_lm(cfg.model_path)
-    use_fast(model, cfg.fast, resolve_device(cfg.device))
+    remote = cfg.get("trust_remote_code", False)
+    kind = lm_kind(cfg.model_path)
+    load, scorer = ((load_masked_lm, score_masked_variants) if kind == "masked_lm"
+                    else (load_causal_lm, score_variants))
+    model, tokenizer = load(cfg.model_path, remote)
+    use_fast(model, cfg.fast, resolve_device(cfg.device))  # Mixtral only; others stay as they are
     start = time.perf_counter()
     strand = cfg.strand
 
     def score(ref: list[str], alt: list[str]) -> pd.DataFrame:
-        return score_variants(model, tokenizer, ref, alt, ids=pairs["id"].tolist(),
+        return scorer(model, tokenizer, ref, alt, ids=pairs["id"].tolist(),
                               groups=pairs["group"].tolist(), scores=list(cfg.scores),
                               pooling=cfg.pooling, batch_size=cfg.batch_size, device=cfg.device,
                               workers=cfg.workers)
@@ -69,7 +80,7 @@ def run(cfg: DictConfig) -> tuple[pd.DataFrame, dict[str, Any]]:
     write_tsv_atomic(scores, out / "scores.tsv")
     info: dict[str, Any] = {"pairs": len(scores), "seconds": seconds,
                             "pairs_per_s": len(scores) / seconds, "skipped": skipped,
-                            "ckpt_path": str(cfg.model_path), "pooling": cfg.pooling,
+                            "ckpt_path": str(cfg.model_path), "kind": kind, "pooling": cfg.pooling,
                             "strand": strand}
     columns = [c for c in ("l2", "cosine", "llr") if c in scores]
     if cfg.report.enabled and scores["group"].nunique() >= 2:
