@@ -17,6 +17,7 @@ from genolm.pipelines.benchmark import run
 from genolm.utils import report_errors
 
 MOTIF = "TGACGTCA"
+LM = f"backbones={{lm: {MISTRAL_TF0}}}"
 
 
 def planted(n: int, seed: int, length: int = 60) -> tuple[list[str], np.ndarray]:
@@ -134,11 +135,14 @@ def test_finetune_runs_share_the_benchmark_wandb_group(tmp_path: Path) -> None:
     ("backbones={lm: /nonexistent/model}", "/nonexistent/model: neither a genolm .ckpt file nor"),
     ("seeds=0", "seeds=0: Input should be greater than 0"),
     ("baselines=[kmer,svm]", "baselines.1='svm'"),
+    (f"{LM}|finetune=['trainer=ddp_cpu']", "finetunes in its own process on one device"),
+    (f"{LM}|finetune=['data.batch_size=0']", "data.batch_size=0"),
+    (f"{LM}|finetune=['trainer.nope=1']", "finetune overrides of lm on tf0"),
 ])
 def test_bad_inputs_give_one_line(tmp_path: Path, override: str, message: str,
                                   capsys: pytest.CaptureFixture) -> None:
     cfg = compose_cfg("benchmark", [f"paths.log_dir={tmp_path}", f"paths.output_dir={tmp_path / 'h'}",
-                                    override])
+                                    "tasks=[tf0]", *override.split("|")])
     with pytest.raises(SystemExit) as exit_info:
         report_errors(BenchmarkConfig)(run)(cfg)
     lines = capsys.readouterr().err.strip().splitlines()

@@ -41,8 +41,12 @@ def check(cfg: DictConfig) -> None:
         raise GenolmError("nothing to run: give backbones={name: model_path} and/or baselines=[kmer,cnn]")
     for task in cfg.tasks:  # bad finetune overrides fail now, not after hours of runs
         for name, path in (cfg.backbones or {}).items():
-            validate(bench_runs.finetune_config(cfg, task, str(path), 1, Path(cfg.out_dir), name),
-                     FinetuneConfig)
+            run_cfg = bench_runs.finetune_config(cfg, task, str(path), 1, Path(cfg.out_dir), name)
+            validate(run_cfg, FinetuneConfig)
+            if run_cfg.trainer.get("devices", 1) != 1 or run_cfg.trainer.get("num_nodes", 1) != 1:
+                raise GenolmError("genolm-benchmark finetunes in its own process on one device "
+                                  "(trainer.devices=1); run DDP jobs with genolm-finetune -m and tabulate "
+                                  "them with aggregate=true extra_runs={name: [run folders]}")
 
 
 def reference_model(cfg: DictConfig) -> str | None:
