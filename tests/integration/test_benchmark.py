@@ -135,6 +135,7 @@ def test_finetune_runs_share_the_benchmark_wandb_group(tmp_path: Path) -> None:
     ("backbones={lm: /nonexistent/model}", "/nonexistent/model: neither a genolm .ckpt file nor"),
     ("seeds=0", "seeds=0: Input should be greater than 0"),
     ("baselines=[kmer,svm]", "baselines.1='svm'"),
+    (f"backbones={{cnn: {MISTRAL_TF0}}}", "model name 'cnn' is taken by a baseline"),
     (f"{LM}|finetune=['trainer=ddp_cpu']", "finetunes in its own process on one device"),
     (f"{LM}|finetune=['data.batch_size=0']", "data.batch_size=0"),
     (f"{LM}|finetune=['trainer.nope=1']", "finetune overrides of lm on tf0"),

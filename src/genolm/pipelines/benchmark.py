@@ -26,17 +26,18 @@ log = logging.getLogger("genolm.pipelines.benchmark")
 
 
 def check(cfg: DictConfig) -> None:
-    """Refuse unknown tasks, missing backbones and clashing names before any run starts."""
+    """Refuse unknown tasks, clashing names, missing backbones and bad finetune configs before any run."""
     known = sorted(p.stem for p in (Path(config_dir()) / "task").glob("*.yaml") if not p.stem.startswith("_"))
     for task in cfg.tasks:
         if task not in known:
             raise GenolmError(f"unknown task '{task}': no conf/task/{task}.yaml (tasks: {', '.join(known)})")
-    for name, path in (cfg.backbones or {}).items():
+    for name in [*(cfg.backbones or {}), *(cfg.get("extra_runs") or {})]:
         if name in bench_runs.BASELINES:
-            raise GenolmError(f"backbone name '{name}' is taken by a baseline; rename it")
-        model_source(resolve_model_path(path))  # .ckpt, HF folder or Hub id, else one clear error
-    if cfg.aggregate:
+            raise GenolmError(f"model name '{name}' is taken by a baseline; rename it")
+    if cfg.aggregate:  # the runs are there already: their models need not be
         return
+    for path in (cfg.backbones or {}).values():
+        model_source(resolve_model_path(path))  # .ckpt, HF folder or Hub id, else one clear error
     if not cfg.backbones and not cfg.baselines:
         raise GenolmError("nothing to run: give backbones={name: model_path} and/or baselines=[kmer,cnn]")
     for task in cfg.tasks:  # bad finetune overrides fail now, not after hours of runs
