@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -119,6 +120,21 @@ def test_benchmark_end_to_end_and_resume(tmp_path: Path, one_thread: None) -> No
     assert summary["started"] == 0 and list(numbers.index) == ["cnn", "copy", "mistral_tf0", "kmer"]
     assert numbers.loc["copy", "mcc_vs_ref"] == 0 and numbers.loc["copy", "mcc_vs_ref_hi"] == 0
     assert numbers.loc["copy", "mcc_mean"] == numbers.loc["cnn", "mcc_mean"]
+
+
+@pytest.mark.fit
+def test_embedding_probe_rows_come_from_genolm_embed(tmp_path: Path, one_thread: None) -> None:
+    overrides = [*bench_overrides(tmp_path), "seeds=1", "baselines=[kmer]", "probe=true"]
+    result = run(compose_cfg("benchmark", overrides))
+    assert result["started"] == 3  # a finetune, the k-mer LR, the probe
+    table = result["table"].set_index("model")
+    assert list(table.index) == ["mistral_tf0", "mistral_tf0_probe", "kmer"]
+    folder = tmp_path / "logs" / "benchmark" / "results" / "runs" / "tf0" / "mistral_tf0_probe" / "seed0"
+    probe = json.loads((folder / "embed" / "probe_metrics.json").read_text())
+    assert table.loc["mistral_tf0_probe", "mcc_mean"] == pytest.approx(probe["test"]["mcc"], abs=1e-9)
+    assert table.loc["mistral_tf0_probe", "seeds"] == 1 and probe["n_test"] == 120
+    again = run(compose_cfg("benchmark", overrides))
+    assert again["started"] == 0 and again["skipped"] == 3
 
 
 def test_finetune_runs_share_the_benchmark_wandb_group(tmp_path: Path) -> None:

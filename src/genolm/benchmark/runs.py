@@ -82,7 +82,9 @@ def finetune_config(cfg: DictConfig, task: str, model_path: str, seed: int, out:
 
     overrides = [f"task={task}", f"model_path={model_path}", f"seed={seed}", f"paths.output_dir={out}",
                  f"paths.data_dir={cfg.paths.data_dir}", f"paths.cache_dir={cfg.paths.cache_dir}",
-                 f"paths.log_dir={cfg.paths.log_dir}", *cfg.get("finetune", [])]
+                 f"paths.log_dir={cfg.paths.log_dir}", f"fast={cfg.fast}",
+                 f"trust_remote_code={cfg.trust_remote_code}",
+                 *cfg.get("finetune", [])]
     try:
         with hydra_ready():
             run_cfg = compose(config_name="finetune", overrides=overrides)
@@ -127,15 +129,50 @@ def fit_baseline(name: str, splits: dict[str, pd.DataFrame], seed: int, options:
     else:
         raise GenolmError(f"unknown baseline {name!r}; choose from {', '.join(BASELINES)}")
     proba = model.predict_proba(test["sequence"].tolist())
-    scores = kmer.classification_scores(test["label"], proba, model.classes_)
     details["seconds"] = time.perf_counter() - start
+    return (*test_outputs(test, proba, model.classes_, details["dev_mcc"]), details)
+
+
+def test_outputs(test: pd.DataFrame, proba: np.ndarray, classes: np.ndarray, dev_mcc: float
+                 ) -> tuple[dict[str, float], pd.DataFrame]:
+    """Test metrics and the predictions table (``id,label,pred,prob_<class>...``) of one model."""
+    from genolm.baselines.kmer import classification_scores
+
+    scores = classification_scores(test["label"], proba, classes)
     table = pd.DataFrame({"id": test["id"].to_numpy(), "label": test["label"].to_numpy(),
-                          "pred": np.asarray(model.classes_)[proba.argmax(1)]})
-    for column, label in enumerate(model.classes_):
+                          "pred": np.asarray(classes)[proba.argmax(1)]})
+    for column, label in enumerate(classes):
         table[f"prob_{label}"] = proba[:, column]
     metrics = {"test/mcc": scores["mcc"], "test/auroc": scores["auroc"], "test/acc": scores["accuracy"],
-               "test/f1": scores["f1"], "val/mcc_best": details["dev_mcc"]}
-    return metrics, table, details
+               "test/f1": scores["f1"], "val/mcc_best": dev_mcc}
+    return metrics, table
+
+
+def fit_embedding_probe(cfg: DictConfig, task: str, model_path: str, out: Path
+                        ) -> tuple[dict[str, float], pd.DataFrame, dict]:
+    """``genolm-embed``'s logistic-regression probe of one backbone on ``task`` (cached embeddings).
+
+    The backbone's mean-pooled last-layer states of train, val and test (cached under the
+    benchmark's ``paths.cache_dir``) feed :func:`genolm.baselines.probe.fit_probe`; test metrics,
+    predictions and fit details as :func:`fit_baseline` returns them.
+    """
+    from hydra import compose
+
+    from genolm.pipelines import embed
+
+    overrides = [f"task={task}", f"model_path={model_path}", f"seed={cfg.seed}", f"paths.output_dir={out}",
+                 f"paths.data_dir={cfg.paths.data_dir}", f"paths.cache_dir={cfg.paths.cache_dir}",
+                 f"paths.log_dir={cfg.paths.log_dir}", f"fast={cfg.fast}",
+                 f"trust_remote_code={cfg.trust_remote_code}"]
+    with hydra_ready():
+        embed_cfg = compose(config_name="embed", overrides=overrides)
+    start = time.perf_counter()
+    result, objects = embed.run(embed_cfg)
+    fit = objects["probe"]
+    proba = fit.model.predict_proba(objects["embeddings"]["test"])
+    details = {"c": fit.c, "dev_mcc": fit.dev_mcc, "seconds": time.perf_counter() - start,
+               "cached": result["cached"]}
+    return (*test_outputs(objects["frames"]["test"], proba, fit.model.classes_, fit.dev_mcc), details)
 
 
 def read_run(path: Path) -> tuple[str, np.ndarray, pd.DataFrame]:

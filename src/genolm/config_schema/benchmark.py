@@ -24,6 +24,7 @@ class BenchmarkConfig(Entry):
     backbones: dict[str, Annotated[str, Field(min_length=1)]] | None = None
     seeds: PosInt = 3
     baselines: list[Literal["kmer", "cnn"]] = []
+    probe: bool = False
     finetune: list[str] = []
     reference: str | None = None
     out_dir: Annotated[str, Field(min_length=1)]

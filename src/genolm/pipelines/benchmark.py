@@ -92,7 +92,25 @@ def run_all(cfg: DictConfig) -> tuple[int, int]:
                                                                     "model_path": str(path), "seed": seed})
                 train(run_cfg)
                 started += 1
+            if cfg.probe:  # deterministic given the embeddings: one fit, like the k-mer LR
+                started, skipped = _probe(cfg, task, name, str(path), started, skipped)
     return started, skipped
+
+
+def _probe(cfg: DictConfig, task: str, name: str, path: str, started: int, skipped: int) -> tuple[int, int]:
+    """The embedding probe of backbone ``name`` on ``task`` (model ``<name>_probe``, seed 0)."""
+    from genolm.pipelines.finetune import write_outputs
+
+    model = f"{name}_probe"
+    run = bench_runs.Run(task, model, 0, bench_runs.run_folder(cfg.out_dir, task, model, 0))
+    if run.finished:
+        return started, skipped + 1
+    bench_runs.fresh(run.path)
+    log.info("embedding probe of %s on %s", name, task)
+    metrics, predictions, details = bench_runs.fit_embedding_probe(cfg, task, path, run.path / "embed")
+    write_outputs(run.path, metrics, predictions, "test", {"task": task, "model": f"{name}_probe",
+                                                           "seed": 0, **details})
+    return started + 1, skipped
 
 
 def run(cfg: DictConfig) -> dict:

@@ -167,7 +167,7 @@ def run_probe(cfg: DictConfig, model: LazyModel, model_fp: str) -> tuple[dict[st
                "cached": {name: meta["cached"] for name, meta in metas.items()},
                "seconds": {**{f"embed_{n}": m["seconds"] for n, m in metas.items()},
                            "probe": time.perf_counter() - t0}}
-    return metrics, {"splits": metas, "embeddings": arrays, "probe": fit}
+    return metrics, {"splits": metas, "embeddings": arrays, "probe": fit, "frames": splits}
 
 
 def run(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
