@@ -84,20 +84,30 @@ gue: install data
 	$(BIN)/python experiments/gue/report.py experiments/gue/RESULTS.md \
 	  "genolm 1M (a)=$$out/genolm_1m:$$((t1-t0))" "Mistral-DNA-1M backbone (b)=$$out/mistral_tf,$$out/mistral_prom:$$((t3-t1))"
 
-# Seeds and confidence intervals (genolm-benchmark): the latest demo model finetuned on BENCH_TASKS with
-# BENCH_SEEDS seeds beside the k-mer LR and the from-scratch CNN, in one table (seed mean ± sd, test-set
-# bootstrap CIs, paired differences): logs/benchmark/results/benchmark.md. Finished runs are skipped,
-# so rerunning resumes. More: make benchmark BENCH_TASKS=tf0,tf1,prom_core_all BENCH_SEEDS=3
-BENCH_TASKS ?= tf0
-BENCH_SEEDS ?= 2
-BENCH_EPOCHS ?= 3
+# Seeds and confidence intervals (genolm-benchmark): on the GUE TF tasks, the latest demo model and the
+# Mistral-DNA-1M weights (the shipped prom checkpoint; the tf1 one for prom_core_all, so no backbone
+# was finetuned on its own task) finetuned with BENCH_SEEDS seeds, a probe on each one's cached
+# embeddings, the k-mer LR and the from-scratch CNN, in one table (seed mean ± sd, test-set bootstrap
+# CIs, paired differences): logs/benchmark/results/benchmark.md. Finished runs are skipped, so
+# rerunning resumes. On the 2-core CPU a demo-model finetune takes ~15-20 min per task and seed; fewer:
+# make benchmark BENCH_TASKS=tf0 BENCH_SEEDS=2 BENCH_EPOCHS=3
+comma := ,
+BENCH_TASKS ?= tf0,tf1,tf2,tf3
+BENCH_PROM ?= prom_core_all
+BENCH_SEEDS ?= 3
+BENCH_EPOCHS ?= 5
 BENCH_EXTRA ?=
+BENCH_RUN = $(BIN)/genolm-benchmark seeds=$(BENCH_SEEDS) probe=true \
+	  "finetune=['trainer.max_epochs=$(BENCH_EPOCHS)','trainer.enable_progress_bar=false','model.new_head=true','strand=forward','data.eval_batch_size=512']"
 benchmark: install data
 	@test -n "$$(ls -d logs/demo/runs/*/hf 2>/dev/null)" || $(BIN)/genolm-pretrain experiment=demo
-	$(BIN)/genolm-benchmark tasks=[$(BENCH_TASKS)] seeds=$(BENCH_SEEDS) \
-	  "backbones={genolm_demo: $$(ls -td logs/demo/runs/*/hf | head -1)}" \
-	  "finetune=['trainer.max_epochs=$(BENCH_EPOCHS)','trainer.enable_progress_bar=false','data.eval_batch_size=512']" \
-	  $(BENCH_EXTRA)
+	@set -e; demo=$$(ls -td logs/demo/runs/*/hf | head -1); \
+	$(BENCH_RUN) tasks=[$(BENCH_TASKS)] $(BENCH_EXTRA) \
+	  "backbones={genolm_demo: $$demo, mistral_1m: data/models/Mistral-DNA-v1-1M-hg38-finetuned-prom}"; \
+	if [ -n "$(BENCH_PROM)" ]; then $(BENCH_RUN) tasks=[$(BENCH_PROM)] $(BENCH_EXTRA) \
+	  "backbones={genolm_demo: $$demo, mistral_1m: data/models/Mistral-DNA-v1-1M-hg38-finetuned-tf1}"; fi; \
+	$(BIN)/genolm-benchmark aggregate=true tasks=[$(BENCH_TASKS)$(if $(BENCH_PROM),$(comma)$(BENCH_PROM))] \
+	  "backbones={genolm_demo: $$demo, mistral_1m: data/models/Mistral-DNA-v1-1M-hg38-finetuned-prom}"
 
 # Zero-shot exon vs intron experiment on all 20,000 course SNP pairs with the latest demo model.
 zeroshot: install data
