@@ -6,7 +6,7 @@ import gzip
 from pathlib import Path
 
 import pytest
-from helpers import CHR22, DATA, MISTRAL_TF0
+from helpers import CHR22, DATA, MISTRAL_TF0, write_fasta
 from tokenizers import Tokenizer
 
 from genolm.data import tokenizers as T
@@ -40,6 +40,19 @@ def test_bpe_specials_round_trip_and_reuse(corpus: Path, tmp_path: Path) -> None
     assert T.tokenizer_fingerprint(again) == T.tokenizer_fingerprint(tok)
     assert T.tokenizer_fingerprint(T.bpe(corpus, tmp_path, vocab_size=256)) != \
         T.tokenizer_fingerprint(tok)
+
+
+def test_bpe_trains_on_a_seeded_sample_of_the_whole_corpus(tmp_path: Path) -> None:
+    # 100 chunks of "ACAC..." then 100 of "GTGT...": the first 10 chunks hold no G or T
+    fasta = write_fasta(tmp_path / "two_halves.fa", {"r": "AC" * 1_000 + "GT" * 1_000})
+    corpus = prepare_corpus([fasta], tmp_path / "corpus", chunk_len=20, val_fraction=0.1)
+    tok = T.bpe(corpus, tmp_path, vocab_size=16, max_chunks=10, sample_seed=0)
+    assert {"ACAC", "GTGT"} <= set(tok.get_vocab())  # merges learnt from both halves
+    keys = {p.name for p in (tmp_path / "tokenizers").iterdir()}
+    T.bpe(corpus, tmp_path, vocab_size=16, max_chunks=10, sample_seed=0)  # reused
+    assert {p.name for p in (tmp_path / "tokenizers").iterdir()} == keys
+    T.bpe(corpus, tmp_path, vocab_size=16, max_chunks=10, sample_seed=1)  # another sample
+    assert len(list((tmp_path / "tokenizers").iterdir())) == 2
 
 
 def test_char_tokenizer() -> None:

@@ -8,7 +8,6 @@ doubles as BOS and ``[SEP]`` as EOS and as the separator between packed chunks.
 
 from __future__ import annotations
 
-import itertools
 import json
 import logging
 from collections.abc import Sequence
@@ -19,6 +18,7 @@ import numpy as np
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 from transformers import AutoTokenizer, PreTrainedTokenizerBase, PreTrainedTokenizerFast
 
+from genolm.data.sampling import SAMPLING_METHOD, sample_lines
 from genolm.data.sequences import reverse_complement
 from genolm.errors import GenolmError
 from genolm.io import atomic_dir, fingerprint, sha256_text
@@ -75,14 +75,9 @@ def encode_many(tok: PreTrainedTokenizerFast, seqs: Sequence[str], add_special_t
     return [e.ids for e in backend.encode_batch_fast(list(seqs), add_special_tokens=add_special_tokens)]
 
 
-def _iter_lines(path: Path, limit: int | None):
-    with open(path) as handle:
-        for line in itertools.islice(handle, limit):
-            yield line.rstrip("\n")
-
-
 def bpe(corpus_dir: str | Path | None, cache_dir: str | Path, vocab_size: int = 4096,
-        min_frequency: int = 2, max_chunks: int | None = 200_000) -> PreTrainedTokenizerFast:
+        min_frequency: int = 2, max_chunks: int | None = 200_000, sample_seed: int = 0
+        ) -> PreTrainedTokenizerFast:
     """Train (or reuse) a byte-pair-encoding tokenizer on the corpus's training chunks.
 
     Args:
@@ -90,23 +85,29 @@ def bpe(corpus_dir: str | Path | None, cache_dir: str | Path, vocab_size: int = 
         cache_dir: root of genolm's cache; the tokenizer is stored under ``tokenizers/``.
         vocab_size: final vocabulary size including the 5 special tokens.
         min_frequency: minimum pair count for a merge.
-        max_chunks: train on at most this many chunks (the first ones), ``None`` for all.
+        max_chunks: train on a uniform random sample of this many chunks drawn from the whole
+            ``train.txt`` (kept in file order), ``None`` for all of them.
+        sample_seed: seed of that sample.
 
     """
     if corpus_dir is None:
         raise GenolmError("tokenizer=bpe needs a corpus to train on")
     corpus_dir = Path(corpus_dir)
     corpus_fp = json.loads((corpus_dir / "meta.json").read_text())["fingerprint"]
-    params = {"vocab_size": vocab_size, "min_frequency": min_frequency, "max_chunks": max_chunks}
+    params = {"vocab_size": vocab_size, "min_frequency": min_frequency, "max_chunks": max_chunks,
+              "sampling": SAMPLING_METHOD, "sample_seed": sample_seed}
     final = Path(cache_dir) / "tokenizers" / f"bpe-{fingerprint([corpus_fp, params])[:12]}"
     if not (final / "tokenizer.json").is_file():
-        log.info("tokenizer: training BPE (vocab %d) on %s", vocab_size, corpus_dir / "train.txt")
+        log.info("tokenizer: training BPE (vocab %d) on %s chunks sampled (seed %d) from %s",
+                 vocab_size, "all" if max_chunks is None else max_chunks, sample_seed,
+                 corpus_dir / "train.txt")
         tok = Tokenizer(models.BPE(unk_token="[UNK]"))
         tok.pre_tokenizer = pre_tokenizers.Whitespace()
         trainer = trainers.BpeTrainer(vocab_size=vocab_size, min_frequency=min_frequency,
                                       special_tokens=SPECIAL_TOKENS, initial_alphabet=BASES,
                                       show_progress=True)
-        tok.train_from_iterator(_iter_lines(corpus_dir / "train.txt", max_chunks), trainer=trainer)
+        lines = sample_lines(corpus_dir / "train.txt", max_chunks, sample_seed)
+        tok.train_from_iterator(lines, trainer=trainer)
         with atomic_dir(final) as tmp:
             _finish(tok).save(str(tmp / "tokenizer.json"))
     return wrap_tokenizer(Tokenizer.from_file(str(final / "tokenizer.json")))
