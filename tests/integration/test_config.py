@@ -176,3 +176,13 @@ def test_a_regular_install_ships_every_config(tmp_path: Path) -> None:
     out = subprocess.run([sys.executable, "-c", probe], check=True, capture_output=True, text=True,
                          env={**env, "PYTHONPATH": str(site)}, cwd=tmp_path).stdout.split()
     assert out == [str(site / "genolm" / "__init__.py"), str(site / "genolm" / "conf"), "demo"]
+
+
+def test_weighted_corpus_inputs_pass_the_schema() -> None:
+    good = "data.inputs=[/a/human.fa,{path:/a/yeast.fa,weight:0.2}]"
+    cfg = compose_cfg("pretrain", BASE + [good])
+    schema.validate(cfg, schema.PretrainConfig)
+    assert OmegaConf.to_container(cfg.data.inputs) == ["/a/human.fa", {"path": "/a/yeast.fa", "weight": 0.2}]
+    with pytest.raises(GenolmError, match="data.inputs.0"):
+        schema.validate(compose_cfg("pretrain", BASE + ["data.inputs=[{path:/a/y.fa,weight:2}]"]),
+                        schema.PretrainConfig)

@@ -97,10 +97,17 @@ class Classifier(Section):
     scheduler: Scheduler = Scheduler()
 
 
+class WeightedInput(Section):
+    """An entry ``{path: ..., weight: w}`` of ``data.inputs``: its chunks kept with probability w."""
+
+    path: Annotated[str, Field(min_length=1)]
+    weight: Annotated[float, Field(gt=0, le=1)] = 1.0
+
+
 class GenomeData(Section):
     """``data`` of pretraining: genome chunks."""
 
-    inputs: Annotated[list[str], Field(min_length=1)]
+    inputs: Annotated[list[str | WeightedInput], Field(min_length=1)]
     chunk_len: PosInt = 200
     max_n_frac: Fraction = 0.0
     val_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.1

@@ -2,15 +2,22 @@
 
 The output of :func:`prepare_corpus` is a folder ``<out_root>/<name>-<fingerprint>/`` with
 ``train.txt`` and ``val.txt`` (one chunk per line) and ``meta.json``. The fingerprint covers the
-input files' bytes and every parameter, so a prepared corpus is reused until either changes.
+input files' bytes, their sampling weights and every parameter, so a prepared corpus is reused
+until any of them changes.
+
+An input is a path (weight 1) or a mapping ``{path: ..., weight: w}`` with ``0 < w <= 1``: each
+chunk of that input is kept with probability ``w``, decided by a seeded hash of the chunk's
+identity (record, start), so a smaller genome can be mixed in at a lower rate, deterministically.
+Weights above 1 (repeating chunks) are not supported: lower the other inputs' weights instead.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import zlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,12 +29,54 @@ from genolm.io import atomic_dir, fingerprint, remove_stale_temps, sha256_file
 
 log = logging.getLogger(__name__)
 CORPUS_FORMAT = 1
+#: A corpus input: a path (weight 1) or ``{path: ..., weight: w}``.
+Input = str | Path | Mapping[str, Any]
 
 
 def _is_val(record: str, start: int, seed: int, val_fraction: float) -> bool:
     """Deterministic split of one chunk, stable when other inputs are added or removed."""
     key = f"{seed}:{record}:{start}".encode()
     return (zlib.crc32(key) / 2**32) < val_fraction
+
+
+def _is_kept(record: str, start: int, seed: int, weight: float) -> bool:
+    """Deterministic weighted sampling of one chunk (a hash independent of :func:`_is_val`'s)."""
+    if weight >= 1.0:
+        return True
+    digest = hashlib.blake2b(f"{seed}:{record}:{start}".encode(), digest_size=8, person=b"weight")
+    return int.from_bytes(digest.digest(), "big") / 2**64 < weight
+
+
+def weighted_inputs(inputs: Sequence[Input]) -> list[tuple[Path, float]]:
+    """Normalise corpus inputs to ``(path, weight)`` pairs.
+
+    Args:
+        inputs: paths (weight 1) or mappings with ``path`` and an optional ``weight``.
+
+    Raises:
+        GenolmError: no input, a mapping without ``path`` or with other keys, a weight outside
+            ``(0, 1]``, or a missing file.
+
+    """
+    if not inputs:
+        raise GenolmError("corpus: no input files given")
+    pairs = []
+    for item in inputs:
+        if isinstance(item, Mapping):
+            if "path" not in item or set(item) - {"path", "weight"}:
+                raise GenolmError(f"corpus: an input is a path or {{path: ..., weight: ...}}, "
+                                  f"got {dict(item)}")
+            path, weight = Path(item["path"]), item.get("weight")
+            weight = 1.0 if weight is None else weight
+        else:
+            path, weight = Path(item), 1.0
+        if isinstance(weight, bool) or not isinstance(weight, int | float) or not 0.0 < weight <= 1.0:
+            raise GenolmError(f"{path}: weight must be in (0, 1], got {weight} (chunks are sampled, "
+                              "never repeated: lower the other inputs' weights instead)")
+        if not path.is_file():
+            raise GenolmError(f"{path}: file not found")
+        pairs.append((path, float(weight)))
+    return pairs
 
 
 def chunk_record(seq: str, chunk_len: int, max_n_frac: float) -> tuple[list[tuple[int, str]], int]:
@@ -63,13 +112,16 @@ def _params(chunk_len: int, max_n_frac: float, val_fraction: float, seed: int,
             "seed": seed, "val_records": sorted(val_records), "format": CORPUS_FORMAT}
 
 
-def _write_chunks(inputs: list[Path], params: dict[str, Any], out: Path) -> dict[str, Any]:
-    """Stream every input into ``out/train.txt`` and ``out/val.txt``; return counts."""
-    counts = {"train": 0, "val": 0, "dropped_n": 0, "records": 0, "bases_read": 0}
+def _write_chunks(inputs: list[tuple[Path, float]], params: dict[str, Any], out: Path
+                  ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Stream every input into ``out/train.txt`` and ``out/val.txt``; return total and per-input counts."""
+    counts = {"train": 0, "val": 0, "dropped_n": 0, "dropped_weight": 0, "records": 0, "bases_read": 0}
+    per_input = []
     held_out = set(params["val_records"])
     with open(out / "train.txt", "w") as train, open(out / "val.txt", "w") as val, \
             tqdm(desc="chunking", unit="b", unit_scale=True, disable=None) as bar:
-        for path in inputs:
+        for path, weight in inputs:
+            mine = {"path": str(path), "weight": weight, "chunks": 0, "kept": 0}
             for record, raw in iter_records(path):
                 check_dna(raw, path, record)
                 kept, dropped = chunk_record(raw.upper(), params["chunk_len"], params["max_n_frac"])
@@ -77,21 +129,29 @@ def _write_chunks(inputs: list[Path], params: dict[str, Any], out: Path) -> dict
                 counts["records"] += 1
                 counts["bases_read"] += len(raw)
                 bar.update(len(raw))
+                mine["chunks"] += len(kept)
                 for start, chunk in kept:
+                    if not _is_kept(record, start, params["seed"], weight):
+                        continue
                     to_val = record in held_out or (
                         not held_out and _is_val(record, start, params["seed"], params["val_fraction"]))
                     (val if to_val else train).write(chunk + "\n")
                     counts["val" if to_val else "train"] += 1
-    return counts
+                    mine["kept"] += 1
+            counts["dropped_weight"] += mine["chunks"] - mine["kept"]
+            per_input.append(mine)
+    return counts, per_input
 
 
-def prepare_corpus(inputs: Sequence[str | Path], out_root: str | Path, chunk_len: int = 200,
+def prepare_corpus(inputs: Sequence[Input], out_root: str | Path, chunk_len: int = 200,
                    max_n_frac: float = 0.0, val_fraction: float = 0.1, seed: int = 42,
                    val_records: Sequence[str] = (), name: str = "corpus") -> Path:
     """Tile FASTA/CSV inputs into chunks and split them into train and validation sets.
 
     Args:
-        inputs: FASTA (.fa/.fasta, optionally .gz or BGZF) or CSV/TSV files with a ``text`` column.
+        inputs: FASTA (.fa/.fasta, optionally .gz or BGZF) or CSV/TSV files with a ``text`` column,
+            each a path or ``{path: ..., weight: w}`` (keep each of its chunks with probability
+            ``w`` in ``(0, 1]``, by a seeded hash of the chunk's record and start).
         out_root: folder under which the prepared corpus folder is created.
         chunk_len: chunk length in bases (non-overlapping tiles; record tails are dropped).
         max_n_frac: largest share of N allowed in a kept chunk (0 drops every chunk with an N).
@@ -105,17 +165,15 @@ def prepare_corpus(inputs: Sequence[str | Path], out_root: str | Path, chunk_len
         The prepared corpus folder (reused when inputs and parameters are unchanged).
 
     Raises:
-        GenolmError: missing or empty input, invalid letters, or no chunk left.
+        GenolmError: missing or empty input, a bad weight, invalid letters, or no chunk left.
 
     """
-    paths = [Path(p) for p in inputs]
-    if not paths:
-        raise GenolmError("corpus: no input files given")
-    for path in paths:
-        if not path.is_file():
-            raise GenolmError(f"{path}: file not found")
+    weighted = weighted_inputs(inputs)
+    paths = [p for p, _ in weighted]
     params = _params(chunk_len, max_n_frac, val_fraction, seed, val_records)
-    sources = [{"name": p.name, "sha256": sha256_file(p)} for p in paths]
+    # a weight enters the fingerprint only when below 1, so unweighted corpora keep their key
+    sources = [{"name": p.name, "sha256": sha256_file(p), **({"weight": w} if w < 1.0 else {})}
+               for p, w in weighted]
     fp = fingerprint({"params": params, "sources": sources})
     final = Path(out_root) / f"{name}-{fp[:12]}"
     if (final / "meta.json").is_file():
@@ -123,7 +181,7 @@ def prepare_corpus(inputs: Sequence[str | Path], out_root: str | Path, chunk_len
         remove_stale_temps(final)  # left by a preparation killed while another one finished
         return final
     with atomic_dir(final) as tmp:
-        counts = _write_chunks(paths, params, tmp)
+        counts, per_input = _write_chunks(weighted, params, tmp)
         if counts["train"] == 0:
             raise GenolmError(
                 f"corpus: no {chunk_len}-base chunk left for training from {[str(p) for p in paths]} "
@@ -134,7 +192,7 @@ def prepare_corpus(inputs: Sequence[str | Path], out_root: str | Path, chunk_len
                 f"corpus: validation split is empty ({counts['train']} train chunks); "
                 "raise val_fraction or check val_records")
         meta = {"fingerprint": fp, "params": params, "sources": sources,
-                "inputs": [str(p) for p in paths], "counts": counts}
+                "inputs": [str(p) for p in paths], "counts": counts, "per_input": per_input}
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
     log.info("corpus: %d train / %d val chunks in %s", counts["train"], counts["val"], final)
     return final

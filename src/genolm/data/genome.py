@@ -18,7 +18,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from transformers import PreTrainedTokenizerFast
 
-from genolm.data.corpus import prepare_corpus
+from genolm.data.corpus import Input, prepare_corpus
 from genolm.data.samplers import check_resume_layout, loader_state, sampler_for
 from genolm.data.token_cache import TokenSplit, build_token_cache
 from genolm.data.tokenizers import bases_per_token, complement_ids
@@ -101,7 +101,8 @@ class GenomeChunksDataModule(L.LightningDataModule):
     """Pretraining data: FASTA/CSV inputs tiled into chunks, tokenized once, served as batches.
 
     Args:
-        inputs: FASTA or CSV files (see :func:`genolm.data.corpus.prepare_corpus`).
+        inputs: FASTA or CSV files, each a path or ``{path: ..., weight: w}`` to keep its chunks
+            with probability ``w`` (see :func:`genolm.data.corpus.prepare_corpus`).
         tokenizer: factory ``(corpus_dir, cache_dir) -> tokenizer`` (a partial from
             ``conf/tokenizer``).
         cache_dir: genolm cache root (corpus, tokenizers and token caches live under it).
@@ -121,7 +122,7 @@ class GenomeChunksDataModule(L.LightningDataModule):
 
     """
 
-    def __init__(self, inputs: Sequence[str], tokenizer: Callable[..., PreTrainedTokenizerFast],
+    def __init__(self, inputs: Sequence[Input], tokenizer: Callable[..., PreTrainedTokenizerFast],
                  cache_dir: str, name: str = "corpus", chunk_len: int = 200,
                  max_n_frac: float = 0.0, val_fraction: float = 0.1, seed: int = 42,
                  val_records: Sequence[str] = (), packing: bool = True, block_size: int = 128,
