@@ -72,3 +72,14 @@ def test_bad_weighted_inputs(tmp_path: Path, entry: dict, match: str) -> None:
         entry = {**entry, "path": entry["path"].format(yeast=yeast)}
     with pytest.raises(GenolmError, match=match):
         prepare_corpus([entry], tmp_path / "out")
+
+
+def test_cli_weights(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from genolm.pipelines.prepare_corpus import main
+
+    human, yeast = _genomes(tmp_path)
+    assert main([str(human), str(yeast), "-o", str(tmp_path / "out"), "--weights", "1", "0.25"]) == 0
+    corpus = Path(capsys.readouterr().out.splitlines()[0])
+    assert corpus == prepare_corpus([human, {"path": yeast, "weight": 0.25}], tmp_path / "out")
+    assert main([str(human), str(yeast), "-o", str(tmp_path / "out"), "--weights", "0.5"]) == 1
+    assert "2 inputs" in capsys.readouterr().err

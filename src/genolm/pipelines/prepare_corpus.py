@@ -25,6 +25,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--val-fraction", type=float, default=0.1, help="share of chunks for validation")
     p.add_argument("--seed", type=int, default=42, help="split seed")
     p.add_argument("--val-records", nargs="*", default=[], help="records held out whole for val")
+    p.add_argument("--weights", nargs="+", type=float, default=None, metavar="W",
+                   help="one sampling weight in (0, 1] per input: each chunk of that input is kept "
+                        "with this probability (default: 1 for all)")
     return p.parse_args(argv)
 
 
@@ -33,7 +36,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
-        out = prepare_corpus(args.inputs, args.out_root, chunk_len=args.chunk_len,
+        if args.weights is not None and len(args.weights) != len(args.inputs):
+            raise GenolmError(f"--weights: {len(args.weights)} weights for {len(args.inputs)} inputs")
+        weights = args.weights or [1.0] * len(args.inputs)
+        inputs = [{"path": p, "weight": w} for p, w in zip(args.inputs, weights, strict=True)]
+        out = prepare_corpus(inputs, args.out_root, chunk_len=args.chunk_len,
                              max_n_frac=args.max_n_frac, val_fraction=args.val_fraction,
                              seed=args.seed, val_records=args.val_records, name=args.name)
     except GenolmError as err:
