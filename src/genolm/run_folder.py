@@ -31,7 +31,7 @@ from typing import IO, Any
 
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from genolm.errors import GenolmError
 from genolm.io import write_json_atomic
@@ -45,6 +45,37 @@ _fresh: set[str] = set()  # run folders this process created
 def is_extra_rank() -> bool:
     """Whether this process is a DDP rank other than global rank 0."""
     return any(os.environ.get(v, "0") not in ("", "0") for v in _RANK_VARS)
+
+
+def job_log_name(job: str) -> str:
+    """Stem of this process's Hydra job log (``<stem>.log``): one file per process of a run.
+
+    All processes of a multi-node or SLURM run share the run folder. Global rank 0 keeps ``<job>``;
+    ranks Lightning starts itself already have their own job name (``train_ddp_process_<local
+    rank>``), suffixed with ``_node<k>`` on node k > 0; processes started by a cluster launcher
+    with the same command line get ``_rank<r>`` (``SLURM_PROCID`` or torchrun's ``RANK``) or
+    ``_node<k>_local<l>`` (``NODE_RANK``, ``LOCAL_RANK``). Two processes appending to one file on a
+    network file system can overwrite each other's lines.
+
+    Args:
+        job: Hydra's ``hydra.job.name``.
+
+    """
+    env = os.environ
+    node = env.get("NODE_RANK") or "0"
+    if job.startswith("train_ddp_process_"):
+        return job if node == "0" else f"{job}_node{node}"
+    for var in ("SLURM_PROCID", "RANK"):
+        if env.get(var, "0") not in ("", "0"):
+            return f"{job}_rank{env[var]}"
+    local = env.get("LOCAL_RANK") or "0"
+    return job if (node, local) == ("0", "0") else f"{job}_node{node}_local{local}"
+
+
+def register_resolvers() -> None:
+    """Register ``${genolm_log_name:<job>}`` (:func:`job_log_name`) for ``conf/hydra/default.yaml``."""
+    if not OmegaConf.has_resolver("genolm_log_name"):
+        OmegaConf.register_new_resolver("genolm_log_name", job_log_name)
 
 
 def scheduler_job() -> str | None:

@@ -103,6 +103,9 @@ def config_dir() -> str:
     The folder ships inside the package (``genolm/conf``; in the repository a link to ``conf/``),
     so editable and regular installs find it the same way.
     """
+    from genolm.run_folder import register_resolvers
+
+    register_resolvers()  # conf/hydra/default.yaml names each process's job log with one
     env = os.environ.get("GENOLM_CONFIG_DIR")
     path = Path(env) if env else Path(__file__).resolve().parent / "conf"
     if not (path / "pretrain.yaml").is_file():

@@ -91,8 +91,9 @@ def test_two_nodes_match_one_process_and_resume(tmp_path: Path, cache_dir: Path)
     assert [p.name for p in runs.iterdir()] == ["nodes"]  # node 1 made no folder of its own
     assert sorted(p.name for p in (runs / "nodes" / "checkpoints").iterdir()) == ["best.ckpt", "last.ckpt"]
     assert (runs / "nodes" / "hf" / "model.safetensors").is_file()
-    assert "global batch 32 = 16 per device x 1 device(s) x 2 node(s) x 1 accumulation" in \
-        (runs / "nodes" / "pretrain.log").read_text()
+    line = "global batch 32 = 16 per device x 1 device(s) x 2 node(s) x 1 accumulation"
+    for log in ("pretrain.log", "pretrain_node1_local0.log"):  # one job log per node
+        assert (runs / "nodes" / log).read_text().count(line) == 1, log
     nodes = json.loads((runs / "nodes" / "metrics.json").read_text())
     assert nodes["global_step"] == objects["trainer"].global_step == 6
     assert nodes["metrics"]["val/loss"] == pytest.approx(single["val/loss"], abs=2e-3)
