@@ -13,17 +13,15 @@
   starting point).
 * ``model_path`` may be a Hub id (:func:`genolm.hub.resolve_model_path`); ``trust_remote_code``
   reaches ``from_pretrained`` only when set (:func:`genolm.hub.remote_code_kwargs`).
-* :func:`export_hf` / :func:`export_checkpoint` write Hugging Face folders.
-* :func:`training_record` reads what a genolm pretraining run recorded about a model's data.
+* Writing Hugging Face folders (``export_hf``) and reading a run's training record live in
+  :mod:`genolm.export`.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import pickle
 import re
-import shutil
 from pathlib import Path, PurePath
 from typing import Any
 
@@ -41,7 +39,7 @@ from transformers import (
 from genolm.data.tokenizers import tokenizer_from_state
 from genolm.errors import GenolmError
 from genolm.hub import check_remote_code, remote_code_kwargs, resolve_model_path
-from genolm.io import atomic_dir, model_source
+from genolm.io import model_source
 from genolm.models.classifier import config_from_dict, head_modules, reset_head
 from genolm.models.fast.switch import use_fast
 
@@ -276,61 +274,6 @@ def load_classifier(path: str | Path, num_labels: int | None = None, trust_remot
         raise GenolmError(f"{path}: classifier has {module.hparams.num_labels} classes, "
                           f"the task {num_labels}")
     return module
-
-
-def export_hf(model: PreTrainedModel, tokenizer: PreTrainedTokenizerFast, out_dir: str | Path,
-              replace: bool = False) -> Path:
-    """Write ``model`` and ``tokenizer`` as a Hugging Face folder (safetensors), atomically.
-
-    The folder loads with ``AutoModelForCausalLM.from_pretrained(out_dir)`` and
-    ``AutoTokenizer.from_pretrained(out_dir)`` without network access.
-
-    Args:
-        model: the model to write.
-        tokenizer: its tokenizer.
-        out_dir: the folder to create.
-        replace: swap an existing ``out_dir`` for the new export (a run continued in its own
-            folder); otherwise an existing folder is an error.
-
-    """
-    out_dir = Path(out_dir)
-    if out_dir.exists() and not replace:
-        raise GenolmError(f"{out_dir}: already exists; remove it or choose another folder")
-    old = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
-    if out_dir.exists():
-        os.rename(out_dir, old)  # the new export takes its place below; the old one goes after
-    try:
-        with atomic_dir(out_dir) as tmp, torch.no_grad():
-            model.save_pretrained(str(tmp), safe_serialization=True)
-            tokenizer.save_pretrained(str(tmp))
-    except BaseException:
-        if old.exists() and not out_dir.exists():
-            os.rename(old, out_dir)
-        raise
-    shutil.rmtree(old, ignore_errors=True)
-    return out_dir
-
-
-def export_checkpoint(ckpt_path: str | Path, out_dir: str | Path) -> Path:
-    """Export a genolm causal-LM ``.ckpt`` to a Hugging Face folder."""
-    model, tok = load_causal_lm(ckpt_path)
-    return export_hf(model, tok, out_dir)
-
-
-def training_record(model_path: str | Path) -> dict[str, Any] | None:
-    """The ``data`` summary a genolm pretraining run wrote beside this model, if any.
-
-    A run folder holds ``metrics.json`` (with the datamodule's summary: corpus folder, packing)
-    next to ``hf/`` and one level above ``checkpoints/*.ckpt``; any other model has no record.
-    """
-    path = Path(model_path)
-    for run in (path.parent, path.parent.parent):
-        meta = run / "metrics.json"
-        if meta.is_file():
-            data = json.loads(meta.read_text()).get("data")
-            if isinstance(data, dict) and data.get("corpus_dir"):
-                return data
-    return None
 
 
 def read_genolm_checkpoint(path: Path) -> dict[str, Any]:

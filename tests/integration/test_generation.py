@@ -11,9 +11,10 @@ import pytest
 import torch
 from helpers import DATA, run_cli, tiny_lm, write_fasta
 
-from genolm.checkpoints import export_hf, load_causal_lm
+from genolm.checkpoints import load_causal_lm
 from genolm.data.tokenizers import char, pretrained
 from genolm.errors import GenolmError
+from genolm.export import export_hf
 from genolm.generation.realism import MarkovChain, NoveltyIndex, jsd, kmer_spectrum, reverse_complement
 from genolm.generation.sampling import generate_dna
 from genolm.inference.parallel import torch_threads

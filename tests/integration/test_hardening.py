@@ -12,12 +12,12 @@ from omegaconf import OmegaConf
 
 from genolm.checkpoints import (
     classifier_from_pretrained,
-    export_checkpoint,
     load_causal_lm,
     load_classifier,
     safe_load,
 )
 from genolm.errors import GenolmError
+from genolm.export import export_checkpoint
 from genolm.modules.causal_lm import CausalLMModule
 from genolm.pipelines.finetune import train as finetune
 from genolm.pipelines.pretrain import train as pretrain

@@ -13,9 +13,9 @@ import torch
 from helpers import CHR2, DATA, REPO, run_cli, tiny_lm, write_fasta
 from sklearn.metrics import roc_auc_score
 
-from genolm.checkpoints import export_hf
 from genolm.data.tokenizers import pretrained
 from genolm.errors import GenolmError
+from genolm.export import export_hf
 from genolm.inference.batches import forward_batch, pad_batch, pool
 from genolm.inference.parallel import cpu_workers, map_batches
 from genolm.models.fast.fused_loss import token_log_probs

@@ -13,7 +13,7 @@ import torch
 from helpers import CONF, DATA, MISTRAL_TF0, compose_cfg, run_cli, tiny_lm, write_fasta
 
 from genolm import config_schema as schema
-from genolm.checkpoints import export_hf, load_classifier
+from genolm.checkpoints import load_classifier
 from genolm.config_schema.base import Strand
 from genolm.data.classification import LabeledSequenceDataModule
 from genolm.data.labeled import read_labeled_csv
@@ -22,6 +22,7 @@ from genolm.data.sequences import reverse_complement
 from genolm.data.tokenizers import char, pretrained
 from genolm.design.oracle import classifier_oracle
 from genolm.errors import GenolmError
+from genolm.export import export_hf
 from genolm.inference.strands import STRANDS, average_strands, on_strands, strand_views
 from genolm.pipelines.evaluate import evaluate
 from genolm.pipelines.finetune import train

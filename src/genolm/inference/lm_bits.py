@@ -20,9 +20,9 @@ import torch
 import torch.nn.functional as F
 from transformers import PreTrainedModel, PreTrainedTokenizerFast
 
-from genolm.checkpoints import training_record
 from genolm.data.tokenizers import bases_per_token, encode_many
 from genolm.errors import GenolmError
+from genolm.export import training_record
 from genolm.inference.batches import pad_batch
 
 STARTS = ("sep", "bos")
@@ -58,7 +58,7 @@ def resolve_start(start: str, model_path: str | Path) -> str:
     """``sep`` or ``bos``: ``start`` itself, or for ``auto`` what the model was trained with.
 
     ``auto`` gives ``sep`` when a genolm pretraining run folder beside the model records its data
-    (:func:`genolm.checkpoints.training_record`) and that run packed its chunks (chunks joined by
+    (:func:`genolm.export.training_record`) and that run packed its chunks (chunks joined by
     [SEP], so every chunk the model saw followed a [SEP]); ``bos`` for any other model (an HF
     folder without a genolm run record, e.g. Mistral-DNA, trained on ``[CLS] seq [SEP]`` rows).
     Shared by ``genolm-eval-lm`` (scoring) and ``genolm-generate`` (sampling).

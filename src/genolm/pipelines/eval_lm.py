@@ -12,11 +12,12 @@ import numpy as np
 from omegaconf import DictConfig
 
 from genolm.baselines.compare import lm_vs_markov, write_report
-from genolm.checkpoints import load_causal_lm, training_record
+from genolm.checkpoints import load_causal_lm
 from genolm.config_schema import EvalLMConfig
 from genolm.data.corpus import chunk_record
 from genolm.data.sequences import check_dna, iter_records
 from genolm.errors import GenolmError
+from genolm.export import training_record
 from genolm.inference.lm_bits import start_from_record
 from genolm.io import write_json_atomic, write_tsv_atomic
 from genolm.models.fast.switch import use_fast

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from genolm.checkpoints import export_checkpoint
 from genolm.errors import GenolmError
+from genolm.export import export_checkpoint
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,8 +13,9 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig
 
 from genolm.baselines.compare import lm_vs_markov, write_report
-from genolm.checkpoints import export_hf, load_causal_lm_module
+from genolm.checkpoints import load_causal_lm_module
 from genolm.config_schema import PretrainConfig
+from genolm.export import export_hf
 from genolm.io import write_json_atomic
 from genolm.models.mixtral import count_parameters
 from genolm.training.resume import check_same_shapes, resolve_ckpt_path, with_sigterm_checkpoint

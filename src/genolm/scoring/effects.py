@@ -12,7 +12,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -89,6 +89,17 @@ def score_variants(model: PreTrainedModel, tokenizer: PreTrainedTokenizerFast, r
         DataFrame with ``id``, ``group`` and one column per score (``llr`` adds ``ref_ll``).
 
     """
+    check_pairs(ref, alt, scores, pooling)
+
+    def one(r: list[list[int]], a: list[list[int]], dev: torch.device) -> dict[str, torch.Tensor]:
+        return _score_batch(model, r, a, tokenizer.pad_token_id, dev, pooling, likelihood="llr" in scores)
+
+    return score_pairs(model, tokenizer, ref, alt, one, ids, groups, scores, batch_size, device, progress,
+                       workers)
+
+
+def check_pairs(ref: Sequence[str], alt: Sequence[str], scores: Sequence[str], pooling: str) -> None:
+    """Raise one :class:`GenolmError` for unequal or empty pair lists, unknown scores or pooling."""
     if len(ref) != len(alt):
         raise GenolmError(f"{len(ref)} reference but {len(alt)} alternative windows")
     if not len(ref):
@@ -97,8 +108,23 @@ def score_variants(model: PreTrainedModel, tokenizer: PreTrainedTokenizerFast, r
     if unknown or pooling not in POOLINGS:
         raise GenolmError(f"unknown scores {sorted(unknown)} or pooling {pooling!r}; "
                           f"choose scores from {SCORES} and pooling from {POOLINGS}")
+
+
+BatchScorer = Callable[[list[list[int]], list[list[int]], torch.device], dict[str, torch.Tensor]]
+
+
+def score_pairs(model: torch.nn.Module, tokenizer: PreTrainedTokenizerFast, ref: Sequence[str],
+                alt: Sequence[str], score_batch: BatchScorer, ids: Sequence[str] | None,
+                groups: Sequence[str] | None, scores: Sequence[str], batch_size: int,
+                device: str | None, progress: bool, workers: int | None) -> pd.DataFrame:
+    """Tokenize pairs, batch them by length, run ``score_batch`` on each, return the score table.
+
+    Shared by the causal-LM (:func:`score_variants`) and masked-LM
+    (:func:`genolm.scoring.masked.score_masked_variants`) scorers; ``score_batch(ref_rows,
+    alt_rows, device)`` returns per-pair tensors named after the score columns.
+    """
     dev = resolve_device(device)
-    model = model.to(dev).eval()
+    model.to(dev).eval()
     max_pos = int(getattr(model.config, "max_position_embeddings", 1 << 30))
     names = list(ids) if ids is not None else [str(i + 1) for i in range(len(ref))]
     tokens = [tokenize_windows(tokenizer, seqs, max_pos, names, side)
@@ -109,8 +135,7 @@ def score_variants(model: PreTrainedModel, tokenizer: PreTrainedTokenizerFast, r
     batches = [order[lo : lo + batch_size] for lo in range(0, len(ref), batch_size)]
 
     def one(rows: np.ndarray) -> dict[str, torch.Tensor]:
-        return _score_batch(model, *([side[i] for i in rows] for side in tokens), tokenizer.pad_token_id,
-                            dev, pooling, likelihood="llr" in scores)
+        return score_batch(*([side[i] for i in rows] for side in tokens), dev)
 
     results = map_batches(one, batches, cpu_workers(dev, workers))
     bar = tqdm(zip(batches, results, strict=True), total=len(batches), desc="scoring", unit="batch",

@@ -31,18 +31,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
 from transformers import PreTrainedTokenizerFast
 
 from genolm.errors import GenolmError
-from genolm.inference.batches import POOLINGS, pad_batch, pool, resolve_device
-from genolm.inference.parallel import cpu_workers, map_batches
-from genolm.scoring.effects import SCORES, tokenize_windows
+from genolm.inference.batches import pad_batch, pool
+from genolm.scoring.effects import SCORES, check_pairs, score_pairs
 
 
 def variant_span(ref: Sequence[int], alt: Sequence[int]) -> tuple[int, int, int]:
@@ -155,28 +152,12 @@ def score_masked_variants(model: nn.Module, tokenizer: PreTrainedTokenizerFast, 
         DataFrame with ``id``, ``group`` and one column per score (``llr`` adds ``ref_ll``).
 
     """
-    if len(ref) != len(alt):
-        raise GenolmError(f"{len(ref)} reference but {len(alt)} alternative windows")
-    if not len(ref):
-        raise GenolmError("no variant pairs to score")
-    unknown = set(scores) - set(SCORES)
-    if unknown or pooling not in POOLINGS:
-        raise GenolmError(f"unknown scores {sorted(unknown)} or pooling {pooling!r}; "
-                          f"choose scores from {SCORES} and pooling from {POOLINGS}")
+    check_pairs(ref, alt, scores, pooling)
     if tokenizer.mask_token_id is None or tokenizer.pad_token_id is None:
         raise GenolmError("a masked LM's tokenizer needs a mask and a pad token")
-    dev = resolve_device(device)
-    model = model.to(dev).eval()
-    max_pos = int(getattr(model.config, "max_position_embeddings", 1 << 30))
-    names = list(ids) if ids is not None else [str(i + 1) for i in range(len(ref))]
-    tokens = [tokenize_windows(tokenizer, seqs, max_pos, names, side)
-              for seqs, side in ((ref, "ref"), (alt, "alt"))]
-    order = np.argsort([max(len(r), len(a)) for r, a in zip(*tokens, strict=True)], kind="stable")
-    batches = [order[lo : lo + batch_size] for lo in range(0, len(ref), batch_size)]
     embed = bool({"l2", "cosine"} & set(scores))
 
-    def one(rows: np.ndarray) -> dict[str, torch.Tensor]:
-        r, a = ([side[i] for i in rows] for side in tokens)
+    def one(r: list[list[int]], a: list[list[int]], dev: torch.device) -> dict[str, torch.Tensor]:
         got: dict[str, torch.Tensor] = {}
         if embed:
             emb = masked_embeddings(model, r + a, tokenizer.pad_token_id, dev, pooling)
@@ -188,13 +169,5 @@ def score_masked_variants(model: nn.Module, tokenizer: PreTrainedTokenizerFast, 
                                                    tokenizer.pad_token_id, dev)
         return got
 
-    cols = {k: np.zeros(len(ref)) for k in ("l2", "cosine", "llr", "ref_ll")}
-    results = map_batches(one, batches, cpu_workers(dev, workers))
-    for rows, got in tqdm(zip(batches, results, strict=True), total=len(batches), desc="scoring",
-                          unit="batch", disable=not progress):
-        for name, values in got.items():
-            cols[name][rows] = values.double().cpu().numpy()
-    out = pd.DataFrame({"id": names, "group": list(groups) if groups is not None else [""] * len(ref)})
-    for name in [s for s in SCORES if s in scores] + (["ref_ll"] if "llr" in scores else []):
-        out[name] = cols[name]
-    return out
+    return score_pairs(model, tokenizer, ref, alt, one, ids, groups, scores, batch_size, device, progress,
+                       workers)
