@@ -116,6 +116,13 @@ def hf_kind(path: Path) -> str | None:
     return next((kind for kind, ends in _HF_SUFFIXES.items() if any(a.endswith(ends) for a in arch)), None)
 
 
+def declared_kind(path: Path) -> str | None:
+    """The kind ``path`` declares (a ``.ckpt``'s ``genolm.kind``, a HF folder's architectures), or None."""
+    if model_source(path) == "ckpt":
+        return safe_load(path, mmap=True).get("genolm", {}).get("kind")
+    return hf_kind(path)
+
+
 def check_kind(path: str | Path, kind: str) -> str:
     """Raise unless ``path`` (a genolm ``.ckpt`` or HF folder) declares a model of ``kind``.
 
@@ -124,15 +131,13 @@ def check_kind(path: str | Path, kind: str) -> str:
 
     """
     path, want = resolve_model_path(path), KIND_NAMES[kind]
-    source = model_source(path)
+    source, declared = model_source(path), declared_kind(path)
     if source == "ckpt":
-        declared = safe_load(path, mmap=True).get("genolm", {}).get("kind")
         if declared is None:
             raise GenolmError(f"{path}: not a genolm checkpoint (no 'genolm' section); a {want} is needed")
         if declared != kind:
             raise GenolmError(f"{path}: a {KIND_NAMES.get(declared, declared)} checkpoint, not a {want}")
         return source
-    declared = hf_kind(path)
     if declared != kind:
         what = f"a {KIND_NAMES[declared]}" if declared else "no known model head"
         raise GenolmError(f"{path}: declares {what} (config.json architectures: "
@@ -238,10 +243,7 @@ def load_any(path: str | Path, trust_remote_code: bool = False
     a classifier's network includes its head (its backbone is ``network.base_model``).
     """
     path = resolve_model_path(path)
-    if model_source(path) == "ckpt":
-        kind = safe_load(path, mmap=True).get("genolm", {}).get("kind")
-    else:
-        kind = hf_kind(path)
+    kind = declared_kind(path)
     if kind == "classifier":
         module = load_classifier(path, trust_remote_code=trust_remote_code)
         return module.net, module.tokenizer, kind

@@ -9,6 +9,8 @@ resumes where it stopped. ``aggregate=true`` only builds the table from the run 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 
 import hydra
@@ -56,61 +58,73 @@ def reference_model(cfg: DictConfig) -> str | None:
     return cfg.reference or (names[0] if names else None)
 
 
+Job = tuple[str, int, Callable[[Path], None]]
+
+
 def run_all(cfg: DictConfig) -> tuple[int, int]:
     """Every missing run of the benchmark; returns ``(runs started, runs skipped)``."""
-    from genolm.io import write_json_atomic
-    from genolm.pipelines.finetune import train, write_outputs
-
     started = skipped = 0
-    seeds = range(1, cfg.seeds + 1)
     for task in cfg.tasks:
-        for name in cfg.baselines:
-            for seed in ([0] if name == bench_table.KMER else seeds):  # the k-mer LR is deterministic
-                run = bench_runs.Run(task, name, seed, bench_runs.run_folder(cfg.out_dir, task, name, seed))
-                if run.finished:
-                    skipped += 1
-                    continue
-                bench_runs.fresh(run.path)
-                log.info("baseline %s on %s, seed %d", name, task, seed)
-                splits = bench_runs.task_splits(cfg, task, seed or cfg.seed)  # k-mer LR: the config's seed
-                metrics, predictions, details = bench_runs.fit_baseline(name, splits, seed, cfg.get(name))
-                write_outputs(run.path, metrics, predictions, "test", {"task": task, "model": name,
-                                                                       "seed": seed, **details})
-                started += 1
-        for name, path in (cfg.backbones or {}).items():
-            for seed in seeds:
-                run = bench_runs.Run(task, name, seed, bench_runs.run_folder(cfg.out_dir, task, name, seed))
-                if run.finished:
-                    skipped += 1
-                    continue
-                bench_runs.fresh(run.path)
-                run_cfg = bench_runs.finetune_config(cfg, task, str(path), seed, run.path, name)
-                validate(run_cfg, FinetuneConfig)
-                log.info("finetune %s on %s, seed %d -> %s", name, task, seed, run.path)
-                run.path.mkdir(parents=True, exist_ok=True)
-                write_json_atomic(run.path / "benchmark_run.json", {"task": task, "model": name,
-                                                                    "model_path": str(path), "seed": seed})
-                train(run_cfg)
-                started += 1
-            if cfg.probe:  # deterministic given the embeddings: one fit, like the k-mer LR
-                started, skipped = _probe(cfg, task, name, str(path), started, skipped)
+        for model, seed, work in jobs(cfg, task):
+            run = bench_runs.Run(task, model, seed, bench_runs.run_folder(cfg.out_dir, task, model, seed))
+            if run.finished:
+                skipped += 1
+                continue
+            bench_runs.fresh(run.path)
+            work(run.path)
+            started += 1
     return started, skipped
 
 
-def _probe(cfg: DictConfig, task: str, name: str, path: str, started: int, skipped: int) -> tuple[int, int]:
+def jobs(cfg: DictConfig, task: str) -> Iterator[Job]:
+    """``(model, seed, work)`` of every run of ``task``: baselines, finetunes, then each backbone's probe.
+
+    ``work(folder)`` writes the run's ``metrics.json`` and ``predictions_test.tsv`` into ``folder``.
+    """
+    seeds = range(1, cfg.seeds + 1)
+    for name in cfg.baselines:
+        for seed in ([0] if name == bench_table.KMER else seeds):  # the k-mer LR is deterministic
+            yield name, seed, partial(_baseline, cfg, task, name, seed)
+    for name, path in (cfg.backbones or {}).items():
+        for seed in seeds:
+            yield name, seed, partial(_finetune, cfg, task, name, str(path), seed)
+        if cfg.probe:  # deterministic given the embeddings: one fit, like the k-mer LR
+            yield f"{name}_probe", 0, partial(_probe, cfg, task, name, str(path))
+
+
+def _baseline(cfg: DictConfig, task: str, name: str, seed: int, folder: Path) -> None:
+    """Fit baseline ``name`` on ``task`` (the k-mer LR's seed 0 reads the config's seed's splits)."""
+    from genolm.pipelines.finetune import write_outputs
+
+    log.info("baseline %s on %s, seed %d", name, task, seed)
+    splits = bench_runs.task_splits(cfg, task, seed or cfg.seed)
+    metrics, predictions, details = bench_runs.fit_baseline(name, splits, seed, cfg.get(name))
+    write_outputs(folder, metrics, predictions, "test", {"task": task, "model": name, "seed": seed,
+                                                         **details})
+
+
+def _finetune(cfg: DictConfig, task: str, name: str, path: str, seed: int, folder: Path) -> None:
+    """Finetune backbone ``name`` on ``task`` with ``seed`` (genolm-finetune's ``train``, in process)."""
+    from genolm.io import write_json_atomic
+    from genolm.pipelines.finetune import train
+
+    run_cfg = bench_runs.finetune_config(cfg, task, path, seed, folder, name)
+    validate(run_cfg, FinetuneConfig)
+    log.info("finetune %s on %s, seed %d -> %s", name, task, seed, folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(folder / "benchmark_run.json", {"task": task, "model": name, "model_path": path,
+                                                      "seed": seed})
+    train(run_cfg)
+
+
+def _probe(cfg: DictConfig, task: str, name: str, path: str, folder: Path) -> None:
     """The embedding probe of backbone ``name`` on ``task`` (model ``<name>_probe``, seed 0)."""
     from genolm.pipelines.finetune import write_outputs
 
-    model = f"{name}_probe"
-    run = bench_runs.Run(task, model, 0, bench_runs.run_folder(cfg.out_dir, task, model, 0))
-    if run.finished:
-        return started, skipped + 1
-    bench_runs.fresh(run.path)
     log.info("embedding probe of %s on %s", name, task)
-    metrics, predictions, details = bench_runs.fit_embedding_probe(cfg, task, path, run.path / "embed")
-    write_outputs(run.path, metrics, predictions, "test", {"task": task, "model": f"{name}_probe",
-                                                           "seed": 0, **details})
-    return started + 1, skipped
+    metrics, predictions, details = bench_runs.fit_embedding_probe(cfg, task, path, folder / "embed")
+    write_outputs(folder, metrics, predictions, "test", {"task": task, "model": f"{name}_probe",
+                                                         "seed": 0, **details})
 
 
 def run(cfg: DictConfig) -> dict:
