@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from genolm.interpret.ism import ism_hypothetical, one_hot, saturation_mutagenesis
+from genolm.data.sequences import one_hot
+from genolm.interpret.ism import ism_hypothetical, saturation_mutagenesis
 from genolm.interpret.logos import plot_motif_match
 from genolm.interpret.motifs import discover_motifs, jaspar_targets, match_motifs
 

@@ -10,6 +10,7 @@ from transformers import MixtralForCausalLM, MixtralForSequenceClassification
 
 from genolm.checkpoints import load_classifier
 from genolm.data.labeled import read_labeled_csv
+from genolm.data.sequences import one_hot
 from genolm.inference.batches import sequence_log_likelihood
 from genolm.interpret.gradients import (
     base_token_ids,
@@ -23,7 +24,6 @@ from genolm.interpret.ism import (
     ism_one_by_one,
     lm_scorer,
     mutants,
-    one_hot,
     saturation_mutagenesis,
 )
 from genolm.interpret.motifs import (

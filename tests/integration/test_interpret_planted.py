@@ -8,8 +8,9 @@ import pytest
 import torch
 from helpers import DATA, compose_cfg
 
+from genolm.data.sequences import one_hot
 from genolm.interpret.gradients import onehot_integrated_gradients
-from genolm.interpret.ism import ism_hypothetical, one_hot, saturation_mutagenesis
+from genolm.interpret.ism import ism_hypothetical, saturation_mutagenesis
 from genolm.interpret.motifs import jaspar_targets
 from genolm.interpret.report import write_report
 from genolm.pipelines.interpret import motif_outputs

@@ -27,16 +27,10 @@ from sklearn.metrics import matthews_corrcoef
 from torch import nn
 
 from genolm.baselines.kmer import check_split, classification_scores
+from genolm.data.sequences import one_hot as dna_one_hot
 from genolm.errors import GenolmError
 
 log = logging.getLogger(__name__)
-
-_PAD = "-"
-_LOOKUP = np.full((256, 4), 0.25, dtype=np.float32)  # any letter but A/C/G/T: uninformative
-for _i, _base in enumerate("ACGT"):
-    _LOOKUP[[ord(_base), ord(_base.lower())]] = np.eye(4, dtype=np.float32)[_i]
-_LOOKUP[ord(_PAD)] = 0.0
-
 
 def one_hot(seqs: Sequence[str], length: int | None = None) -> np.ndarray:
     """One-hot DNA as a ``(n, 4, length)`` float32 array (channels A, C, G, T).
@@ -50,10 +44,7 @@ def one_hot(seqs: Sequence[str], length: int | None = None) -> np.ndarray:
         The one-hot array.
 
     """
-    width = length or max(len(s) for s in seqs)
-    text = "".join(s[:width].ljust(width, _PAD) for s in seqs).encode("ascii", errors="replace")
-    codes = np.frombuffer(text, dtype=np.uint8).reshape(len(seqs), width)
-    return np.ascontiguousarray(_LOOKUP[codes].transpose(0, 2, 1))
+    return np.ascontiguousarray(dna_one_hot(seqs, length or None, unknown=0.25).transpose(0, 2, 1))
 
 
 def reverse_complement(x: torch.Tensor) -> torch.Tensor:

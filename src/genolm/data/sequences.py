@@ -5,7 +5,7 @@ from __future__ import annotations
 import gzip
 import re
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -158,3 +158,25 @@ def encode_dna(seq: str) -> np.ndarray:
 def gc_fraction(seq: str) -> float:
     """GC share of one sequence (0 for an empty one)."""
     return (seq.count("G") + seq.count("C")) / max(1, len(seq))
+
+
+_PAD = "-"  # fills short rows; like every letter but A/C/G/T it is never a base
+
+
+def one_hot(seqs: Sequence[str], length: int | None = None, unknown: float = 0.0) -> np.ndarray:
+    """One-hot DNA as ``(N, L, 4)`` float32 (channels A, C, G, T), any case.
+
+    Args:
+        seqs: DNA sequences.
+        length: width (default: the longest sequence); shorter sequences get all-zero rows at the
+            end, longer ones are cut.
+        unknown: the value of every channel at N or any other letter (0: nothing; 0.25: uniform).
+
+    """
+    width = max(len(s) for s in seqs) if length is None else length
+    lookup = np.full((256, 4), unknown, dtype=np.float32)
+    for i, base in enumerate(BASES):
+        lookup[[ord(base), ord(base.lower())]] = np.eye(4, dtype=np.float32)[i]
+    lookup[ord(_PAD)] = 0.0
+    text = "".join(s[:width].ljust(width, _PAD) for s in seqs).encode("ascii", errors="replace")
+    return lookup[np.frombuffer(text, dtype=np.uint8).reshape(len(seqs), width)]

@@ -18,9 +18,10 @@ import numpy as np
 import pandas as pd
 from omegaconf import DictConfig
 
+from genolm.data.sequences import one_hot
 from genolm.design.audit import design_table, edit_table, gained_sites, summarize
 from genolm.design.motifs import Motif
-from genolm.interpret.ism import classifier_scorer, ism_hypothetical, one_hot, saturation_mutagenesis
+from genolm.interpret.ism import classifier_scorer, ism_hypothetical, saturation_mutagenesis
 from genolm.interpret.logos import file_stem, plot_attributions
 from genolm.interpret.motifs import MODISCO_KEYS, discover_motifs, jaspar_targets, match_motifs
 from genolm.io import markdown_table, write_npz_atomic, write_text_atomic, write_tsv_atomic

@@ -30,10 +30,9 @@ import torch
 from tqdm.auto import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerFast
 
-from genolm.data.sequences import BASES
+from genolm.data.sequences import BASES, one_hot
 from genolm.data.tokenizers import encode_many
 from genolm.errors import GenolmError
-from genolm.interpret.ism import one_hot
 
 Forward = Callable[[torch.Tensor], torch.Tensor]
 

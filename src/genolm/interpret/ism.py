@@ -32,27 +32,6 @@ from genolm.errors import GenolmError
 from genolm.inference.batches import encode, forward_batch, resolve_device
 
 ScoreFn = Callable[[list[str]], np.ndarray]
-_INDEX = {b: i for i, b in enumerate(BASES)}
-
-
-def one_hot(seqs: Sequence[str], length: int | None = None) -> np.ndarray:
-    """One-hot encode DNA as ``(N, L, 4)`` float32 (A C G T); ``N`` and padding are all-zero rows.
-
-    Args:
-        seqs: sequences (any case).
-        length: padded length (default: the longest sequence).
-
-    """
-    length = max(len(s) for s in seqs) if length is None else length
-    out = np.zeros((len(seqs), length, 4), dtype=np.float32)
-    lut = np.full(256, 4, dtype=np.int64)
-    for base, idx in _INDEX.items():
-        lut[ord(base)] = lut[ord(base.lower())] = idx
-    for row, seq in enumerate(seqs):
-        codes = lut[np.frombuffer(seq[:length].encode(), dtype=np.uint8)]
-        known = codes < 4
-        out[row, np.flatnonzero(known), codes[known]] = 1.0
-    return out
 
 
 def mutants(seq: str) -> tuple[list[str], np.ndarray, np.ndarray]:

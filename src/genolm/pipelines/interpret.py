@@ -21,7 +21,7 @@ from omegaconf import DictConfig
 from genolm.checkpoints import check_kind, load_causal_lm, load_classifier
 from genolm.config_schema import InterpretConfig
 from genolm.data.labeled import read_labeled_csv
-from genolm.data.sequences import check_dna, iter_records
+from genolm.data.sequences import check_dna, iter_records, one_hot
 from genolm.data.tokenizers import encode_many
 from genolm.errors import GenolmError
 from genolm.inference.batches import resolve_device
@@ -30,7 +30,6 @@ from genolm.interpret.ism import (
     classifier_scorer,
     ism_hypothetical,
     lm_scorer,
-    one_hot,
     saturation_mutagenesis,
 )
 from genolm.interpret.ism_prefix import PrefixClassifierScorer, PrefixLMScorer, prefix_ism_supported
