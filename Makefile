@@ -12,7 +12,7 @@ DATA_MODE ?= link
 export HF_HUB_OFFLINE ?= 1
 export WANDB_MODE ?= offline
 
-.PHONY: install data demo test test-fast test-unit test-slow lint clean gue benchmark zeroshot generation design bench interpret
+.PHONY: install data demo test test-fast test-unit test-slow lint clean gue benchmark zeroshot generation design bench bench-scale interpret
 
 # exact versions the suite passed with (CONSTRAINTS= installs what pip resolves today)
 CONSTRAINTS ?= constraints.txt
@@ -143,3 +143,11 @@ interpret: install data
 BENCH_ARGS ?=
 bench: install data
 	$(BIN)/python experiments/benchmarks/run.py $(BENCH_ARGS)
+
+# Data preparation at scale: corpus preparation, BPE training and token cache at 1x, 10x, 30x and 100x the
+# demo corpus (mutated copies), wall time and peak memory of each stage, extrapolated to hg38 and a
+# 30 Gb corpus. Writes experiments/scale/{results.tsv,latest.md,scale.png}; inputs and caches in
+# .cache/scale (~1 GB at 100x). Fewer: make bench-scale SCALE_ARGS='--scales 1 10'
+SCALE_ARGS ?=
+bench-scale: install data
+	$(BIN)/python experiments/scale/run.py $(SCALE_ARGS)

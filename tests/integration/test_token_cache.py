@@ -24,17 +24,18 @@ def test_cache_matches_tokenizer_and_is_reused(corpus: Path, tmp_path: Path) -> 
     cache = build_token_cache(corpus, tok, tmp_path)
     val = TokenSplit(cache, "val")
     chunks = (corpus / "val.txt").read_text().split()
-    assert val.n_chunks == len(chunks) and val.tokens.dtype == np.uint16
-    assert int((val.tokens == tok.eos_token_id).sum()) == len(chunks)
+    stream = val.read(0, val.n_tokens)
+    assert val.n_chunks == len(chunks) and stream.dtype == np.uint16
+    assert int((stream == tok.eos_token_id).sum()) == len(chunks)
     for i in (0, 7, len(chunks) - 1):
         assert val.chunk(i).tolist() == tok(chunks[i], add_special_tokens=False)["input_ids"]
     every = [val.chunk(i) for i in range(val.n_chunks)]  # reads across several re-mappings
     assert val.n_chunks > 3 * TokenSplit.REMAP_EVERY
-    assert sum(len(x) + 1 for x in every) == len(val.tokens) == int(np.load(cache / "val.idx.npy")[-1])
+    assert sum(len(x) + 1 for x in every) == val.n_tokens == int(np.load(cache / "val.idx.npy")[-1])
     assert every[-2].tolist() == tok(chunks[-2], add_special_tokens=False)["input_ids"]
-    stamp = (cache / "train.bin").stat().st_mtime_ns
+    stamp = (cache / "train-00000.bin").stat().st_mtime_ns
     assert build_token_cache(corpus, tok, tmp_path) == cache
-    assert (cache / "train.bin").stat().st_mtime_ns == stamp
+    assert (cache / "train-00000.bin").stat().st_mtime_ns == stamp
 
 
 def test_cache_rebuilt_when_tokenizer_or_corpus_changes(corpus: Path, tmp_path: Path) -> None:

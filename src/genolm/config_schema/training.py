@@ -117,6 +117,8 @@ class GenomeData(Section):
     num_workers: NonNegInt = 0
     packing: bool = True
     rc_aug: bool = False
+    prepare_workers: PosInt | None = None
+    shard_mb: Annotated[float, Field(gt=0)] = 1024
 
 
 class LabeledData(Section):

@@ -23,12 +23,15 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from genolm.data.sequences import check_dna, iter_records
+from genolm.data.pool import ordered_map
+from genolm.data.sequences import check_dna, iter_blocks
 from genolm.errors import GenolmError
 from genolm.io import atomic_dir, fingerprint, remove_stale_temps, sha256_file
 
 log = logging.getLogger(__name__)
 CORPUS_FORMAT = 1
+#: Bases per block of a record handed to a worker process.
+BLOCK_BASES = 1 << 22
 #: A corpus input: a path (weight 1) or ``{path: ..., weight: w}``.
 Input = str | Path | Mapping[str, Any]
 
@@ -112,40 +115,89 @@ def _params(chunk_len: int, max_n_frac: float, val_fraction: float, seed: int,
             "seed": seed, "val_records": sorted(val_records), "format": CORPUS_FORMAT}
 
 
-def _write_chunks(inputs: list[tuple[Path, float]], params: dict[str, Any], out: Path
-                  ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Stream every input into ``out/train.txt`` and ``out/val.txt``; return total and per-input counts."""
+def _chunk_pieces(job: tuple[int, str, float, dict[str, Any], list[tuple[str, int, str]]]
+                  ) -> dict[str, Any]:
+    """Chunk, filter and split some blocks of one input (runs in a worker process).
+
+    Args:
+        job: ``(input index, path, weight, corpus params, [(record, offset, block), ...])``.
+
+    Returns:
+        The train and val text and counts; ``chunks`` counts the chunks that passed the N filter,
+        before weighted sampling.
+
+    """
+    index, path, weight, params, pieces = job
+    seed, held_out = params["seed"], set(params["val_records"])
+    train, val = [], []
+    done = {"index": index, "chunks": 0, "dropped": 0, "records": 0, "bases": 0}
+    for record, offset, block in pieces:
+        check_dna(block, path, record, offset)
+        kept, dropped = chunk_record(block.upper(), params["chunk_len"], params["max_n_frac"])
+        done["chunks"] += len(kept)
+        done["dropped"] += dropped
+        done["records"] += offset == 0
+        done["bases"] += len(block)
+        for start, chunk in kept:
+            start += offset
+            if not _is_kept(record, start, seed, weight):
+                continue
+            to_val = record in held_out or (
+                not held_out and _is_val(record, start, seed, params["val_fraction"]))
+            (val if to_val else train).append(chunk)
+    return {**done, "train": "".join(c + "\n" for c in train), "n_train": len(train),
+            "val": "".join(c + "\n" for c in val), "n_val": len(val)}
+
+
+def _jobs(inputs: list[tuple[Path, float]], params: dict[str, Any], block_bases: int):
+    """Every input as jobs of about ``block_bases`` bases.
+
+    Long records are cut into blocks of whole chunks (a record's tail stays in its last block);
+    short records (contigs, table rows) travel several to a job.
+    """
+    block = max(1, block_bases // params["chunk_len"]) * params["chunk_len"]
+    for index, (path, weight) in enumerate(inputs):
+        pieces, size = [], 0
+        for piece in iter_blocks(path, block):
+            pieces.append(piece)
+            size += len(piece[2])
+            if size >= block:
+                yield index, str(path), weight, params, pieces
+                pieces, size = [], 0
+        if pieces:
+            yield index, str(path), weight, params, pieces
+
+
+def _write_chunks(inputs: list[tuple[Path, float]], params: dict[str, Any], out: Path,
+                  workers: int | None, block_bases: int) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Stream every input into ``out/train.txt`` and ``out/val.txt``; return total and per-input counts.
+
+    The main process reads blocks and writes results in input order; workers chunk, check and
+    split them (:func:`_chunk_pieces`), so the files are the same for any number of workers.
+    """
     counts = {"train": 0, "val": 0, "dropped_n": 0, "dropped_weight": 0, "records": 0, "bases_read": 0}
-    per_input = []
-    held_out = set(params["val_records"])
+    per_input = [{"path": str(p), "weight": w, "chunks": 0, "kept": 0} for p, w in inputs]
     with open(out / "train.txt", "w") as train, open(out / "val.txt", "w") as val, \
             tqdm(desc="chunking", unit="b", unit_scale=True, disable=None) as bar:
-        for path, weight in inputs:
-            mine = {"path": str(path), "weight": weight, "chunks": 0, "kept": 0}
-            for record, raw in iter_records(path):
-                check_dna(raw, path, record)
-                kept, dropped = chunk_record(raw.upper(), params["chunk_len"], params["max_n_frac"])
-                counts["dropped_n"] += dropped
-                counts["records"] += 1
-                counts["bases_read"] += len(raw)
-                bar.update(len(raw))
-                mine["chunks"] += len(kept)
-                for start, chunk in kept:
-                    if not _is_kept(record, start, params["seed"], weight):
-                        continue
-                    to_val = record in held_out or (
-                        not held_out and _is_val(record, start, params["seed"], params["val_fraction"]))
-                    (val if to_val else train).write(chunk + "\n")
-                    counts["val" if to_val else "train"] += 1
-                    mine["kept"] += 1
-            counts["dropped_weight"] += mine["chunks"] - mine["kept"]
-            per_input.append(mine)
+        for done in ordered_map(_chunk_pieces, _jobs(inputs, params, block_bases), workers):
+            train.write(done["train"])
+            val.write(done["val"])
+            counts["train"] += done["n_train"]
+            counts["val"] += done["n_val"]
+            counts["dropped_n"] += done["dropped"]
+            counts["records"] += done["records"]
+            counts["bases_read"] += done["bases"]
+            per_input[done["index"]]["chunks"] += done["chunks"]
+            per_input[done["index"]]["kept"] += done["n_train"] + done["n_val"]
+            bar.update(done["bases"])
+    counts["dropped_weight"] = sum(p["chunks"] - p["kept"] for p in per_input)
     return counts, per_input
 
 
 def prepare_corpus(inputs: Sequence[Input], out_root: str | Path, chunk_len: int = 200,
                    max_n_frac: float = 0.0, val_fraction: float = 0.1, seed: int = 42,
-                   val_records: Sequence[str] = (), name: str = "corpus") -> Path:
+                   val_records: Sequence[str] = (), name: str = "corpus", workers: int | None = None,
+                   block_bases: int = BLOCK_BASES) -> Path:
     """Tile FASTA/CSV inputs into chunks and split them into train and validation sets.
 
     Args:
@@ -160,6 +212,10 @@ def prepare_corpus(inputs: Sequence[Input], out_root: str | Path, chunk_len: int
         seed: split seed.
         val_records: record ids held out whole for validation (replaces the random split).
         name: prefix of the output folder.
+        workers: processes that chunk blocks in parallel (``None``: the usable CPUs, up to 8;
+            1: this process only). The output does not depend on it.
+        block_bases: bases per block handed to a worker (rounded down to whole chunks); memory
+            holds about ``2 * workers`` blocks, however long a record is.
 
     Returns:
         The prepared corpus folder (reused when inputs and parameters are unchanged).
@@ -181,7 +237,7 @@ def prepare_corpus(inputs: Sequence[Input], out_root: str | Path, chunk_len: int
         remove_stale_temps(final)  # left by a preparation killed while another one finished
         return final
     with atomic_dir(final) as tmp:
-        counts, per_input = _write_chunks(weighted, params, tmp)
+        counts, per_input = _write_chunks(weighted, params, tmp, workers, block_bases)
         if counts["train"] == 0:
             raise GenolmError(
                 f"corpus: no {chunk_len}-base chunk left for training from {[str(p) for p in paths]} "

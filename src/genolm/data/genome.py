@@ -20,7 +20,7 @@ from transformers import PreTrainedTokenizerFast
 
 from genolm.data.corpus import Input, prepare_corpus
 from genolm.data.samplers import check_resume_layout, loader_state, sampler_for
-from genolm.data.token_cache import TokenSplit, build_token_cache
+from genolm.data.token_cache import SHARD_MB, TokenSplit, build_token_cache
 from genolm.data.tokenizers import bases_per_token, complement_ids
 from genolm.errors import GenolmError
 
@@ -52,7 +52,7 @@ class PackedBlocks(StrandMixin, Dataset):
 
     def __init__(self, split: TokenSplit, block_size: int, complement: np.ndarray | None = None) -> None:
         self.split, self.block_size, self.complement = split, block_size, complement
-        self.n = (len(split.tokens) - 1) // block_size
+        self.n = (split.n_tokens - 1) // block_size
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         start = (i % self.n) * self.block_size
@@ -119,6 +119,9 @@ class GenomeChunksDataModule(L.LightningDataModule):
             ``seed``).
         rc_aug: train on both strands: every training block (or chunk) is also served
             reverse-complemented, so an epoch holds twice as many items (single-base tokenizers).
+        prepare_workers: processes chunking the inputs (``None``: the usable CPUs, up to 8); the
+            corpus is the same for any number.
+        shard_mb: largest token-cache file (MiB).
 
     """
 
@@ -127,12 +130,14 @@ class GenomeChunksDataModule(L.LightningDataModule):
                  max_n_frac: float = 0.0, val_fraction: float = 0.1, seed: int = 42,
                  val_records: Sequence[str] = (), packing: bool = True, block_size: int = 128,
                  batch_size: int = 64, eval_batch_size: int | None = None, num_workers: int = 0,
-                 pin_memory: bool = True, shuffle_seed: int | None = None, rc_aug: bool = False) -> None:
+                 pin_memory: bool = True, shuffle_seed: int | None = None, rc_aug: bool = False,
+                 prepare_workers: int | None = None, shard_mb: float = SHARD_MB) -> None:
         super().__init__()
         self.inputs, self.tokenizer_factory, self.cache_dir = list(inputs), tokenizer, Path(cache_dir)
         self.corpus_args = {"chunk_len": chunk_len, "max_n_frac": max_n_frac, "name": name,
                             "val_fraction": val_fraction, "seed": seed,
-                            "val_records": list(val_records)}
+                            "val_records": list(val_records), "workers": prepare_workers}
+        self.shard_mb = shard_mb
         self.packing, self.block_size = packing, block_size
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size or batch_size
         self.num_workers, self.pin_memory = num_workers, pin_memory and torch.cuda.is_available()
@@ -149,7 +154,8 @@ class GenomeChunksDataModule(L.LightningDataModule):
         if self.tokenizer is None:
             self.corpus_dir = prepare_corpus(self.inputs, self.cache_dir / "corpus", **self.corpus_args)
             self.tokenizer = self.tokenizer_factory(corpus_dir=self.corpus_dir, cache_dir=self.cache_dir)
-            self.token_dir = build_token_cache(self.corpus_dir, self.tokenizer, self.cache_dir)
+            self.token_dir = build_token_cache(self.corpus_dir, self.tokenizer, self.cache_dir,
+                                               shard_mb=self.shard_mb)
         return self.tokenizer
 
     def prepare_data(self) -> None:

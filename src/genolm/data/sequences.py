@@ -144,6 +144,63 @@ def iter_records(path: str | Path) -> Iterator[tuple[str, str]]:
         yield from iter_fasta(path)
 
 
+def _fasta_blocks(path: Path, block: int) -> Iterator[tuple[str, int, str]]:
+    """Blocks of every FASTA record, streamed line by line (see :func:`iter_blocks`)."""
+    n, name, parts, size, offset = 0, None, [], 0, 0
+    with _open_text(path) as handle:
+        for line in handle:
+            if line.startswith(">"):
+                if name is not None:
+                    yield name, offset, "".join(parts)
+                n += 1
+                title = line[1:].strip()
+                name, parts, size, offset = title.split()[0] if title else f"record{n}", [], 0, 0
+                continue
+            if name is None:
+                continue  # text before the first header is skipped, as Biopython's parser does
+            line = line.rstrip().replace(" ", "").replace("\r", "")
+            parts.append(line)
+            size += len(line)
+            if size >= block:
+                joined, start = "".join(parts), 0
+                while size - start >= block:
+                    yield name, offset, joined[start : start + block]
+                    start, offset = start + block, offset + block
+                parts, size = [joined[start:]], size - start
+    if name is not None:
+        yield name, offset, "".join(parts)
+    if n == 0:
+        raise GenolmError(f"{path}: no FASTA records found (empty file or not FASTA)")
+
+
+def iter_blocks(path: str | Path, block: int) -> Iterator[tuple[str, int, str]]:
+    """Yield ``(record_id, offset, block)``: every record cut into consecutive blocks of ``block`` letters.
+
+    Memory stays bounded by ``block`` however long a record is (a chromosome): FASTA is read line
+    by line rather than with Biopython's parser, which returns whole records. Every record yields
+    at least one block (the last one shorter, possibly empty); rows of a CSV/TSV file are one block
+    each. Record ids, offsets and letters are those of :func:`iter_records`.
+
+    Raises:
+        GenolmError: the file is missing, empty, truncated or binary, or a table lacks ``text``.
+
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise GenolmError(f"{path}: file not found")
+    if block < 1:
+        raise GenolmError(f"block size must be >= 1, got {block}")
+    if _base_suffix(path) in TABLE_SUFFIXES:
+        yield from ((name, 0, seq) for name, seq in iter_table(path))
+        return
+    name = None
+    try:
+        for name, offset, seq in _fasta_blocks(path, block):
+            yield name, offset, seq
+    except UNREADABLE as err:
+        raise unreadable(path, err, name) from None
+
+
 BASES = "ACGT"
 _CODE = np.full(256, 255, dtype=np.uint8)
 for _i, _b in enumerate(BASES):

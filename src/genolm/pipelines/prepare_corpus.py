@@ -28,6 +28,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--weights", nargs="+", type=float, default=None, metavar="W",
                    help="one sampling weight in (0, 1] per input: each chunk of that input is kept "
                         "with this probability (default: 1 for all)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="processes chunking in parallel (default: this machine's CPUs, up to 8); "
+                        "the output is the same for any number")
     return p.parse_args(argv)
 
 
@@ -42,7 +45,8 @@ def main(argv: list[str] | None = None) -> int:
         inputs = [{"path": p, "weight": w} for p, w in zip(args.inputs, weights, strict=True)]
         out = prepare_corpus(inputs, args.out_root, chunk_len=args.chunk_len,
                              max_n_frac=args.max_n_frac, val_fraction=args.val_fraction,
-                             seed=args.seed, val_records=args.val_records, name=args.name)
+                             seed=args.seed, val_records=args.val_records, name=args.name,
+                             workers=args.workers)
     except GenolmError as err:
         print(f"genolm: error: {err}", file=sys.stderr)
         return 1
