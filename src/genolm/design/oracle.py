@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from genolm.errors import GenolmError
-from genolm.inference.batches import encode, forward_batch, resolve_device
+from genolm.inference.batches import encode, forward_batch, max_positions, resolve_device
 from genolm.inference.strands import check_strand, on_strands
 from genolm.models.classifier import classifier_logits
 
@@ -82,7 +82,7 @@ def lm_naturalness(model, tokenizer, weight: float, device: str = "auto"
     """``weight`` x per-base log-likelihood under a causal LM (keeps designs DNA-like)."""
     dev = resolve_device(device)
     model = model.to(dev).eval()
-    max_pos = int(getattr(model.config, "max_position_embeddings", 1 << 30))
+    max_pos = max_positions(model)
 
     def score(seqs: list[str]) -> np.ndarray:
         ids, mask = encode(tokenizer, seqs, max_pos)

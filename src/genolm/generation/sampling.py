@@ -13,7 +13,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerFast, StoppingCrite
 from genolm.data.sequences import check_dna, gc_fraction
 from genolm.data.tokenizers import bases_per_token
 from genolm.errors import GenolmError
-from genolm.inference.batches import forward_batch, pad_batch, resolve_device
+from genolm.inference.batches import forward_batch, max_positions, pad_batch, resolve_device
 from genolm.inference.lm_bits import start_rows, start_token
 from genolm.inference.parallel import torch_threads
 
@@ -107,7 +107,7 @@ def generate_dna(model: PreTrainedModel, tokenizer: PreTrainedTokenizerFast, n: 
     lengths = torch.from_numpy(bases_per_token(tokenizer))
     first = start_token(tokenizer, start)
     prefix = [first] + tokenizer(prompt, add_special_tokens=False)["input_ids"]
-    max_pos = int(getattr(model.config, "max_position_embeddings", 1 << 30))
+    max_pos = max_positions(model)
     budget = max_pos - len(prefix)
     if length - len(prompt) > budget * int(lengths.max()):
         raise GenolmError(f"{length} bases cannot fit in the model's {max_pos} positions")
@@ -135,7 +135,7 @@ def generate_dna(model: PreTrainedModel, tokenizer: PreTrainedTokenizerFast, n: 
 def annotate(model: PreTrainedModel, tokenizer: PreTrainedTokenizerFast, sequences: list[str],
              batch_size: int = 64, start: str = "bos") -> pd.DataFrame:
     """Table of sequences with length, GC share and log-likelihood given the ``start`` token."""
-    max_pos = int(getattr(model.config, "max_position_embeddings", 1 << 30))
+    max_pos = max_positions(model)
     dev = next(model.parameters()).device
     lls = []
     for lo in range(0, len(sequences), batch_size):

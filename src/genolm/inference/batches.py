@@ -22,15 +22,33 @@ from genolm.models.fast.switch import lean_trunk
 POOLINGS = ("mean", "max", "last", "logits_max")
 
 
+def max_positions(model: PreTrainedModel) -> int:
+    """Longest input in tokens the model accepts (``max_position_embeddings``; unbounded if absent)."""
+    return int(getattr(model.config, "max_position_embeddings", None) or 1 << 30)
+
+
+def token_rows(tokenizer: PreTrainedTokenizerFast, seqs: Sequence[str], limit: int,
+               names: Sequence[str] | None = None, what: str = "sequence") -> list[list[int]]:
+    """Token ids of every sequence (upper case, with special tokens), refusing any longer than ``limit``.
+
+    Raises:
+        GenolmError: naming the first ``what`` (by ``names``, else its 1-based index) that
+            tokenizes to more than ``limit`` tokens.
+
+    """
+    rows = encode_many(tokenizer, [s.upper() for s in seqs])
+    for i, row in enumerate(rows):
+        if len(row) > limit:
+            name = names[i] if names is not None else f"#{i + 1}"
+            raise GenolmError(f"{what} '{name}' ({len(seqs[i])} b) tokenizes to {len(row)} tokens, more "
+                              f"than the model's {limit} positions; use shorter sequences")
+    return rows
+
+
 def encode(tokenizer: PreTrainedTokenizerFast, seqs: Sequence[str], max_positions: int
            ) -> tuple[torch.Tensor, torch.Tensor]:
     """Tokenize (upper case, with special tokens) and right-pad; returns ``(input_ids, mask)``."""
-    ids = encode_many(tokenizer, [s.upper() for s in seqs])
-    longest = max(len(x) for x in ids)
-    if longest > max_positions:
-        raise GenolmError(f"a window tokenizes to {longest} tokens, more than the model's "
-                          f"{max_positions} positions; use shorter windows")
-    return pad_batch(ids, tokenizer.pad_token_id)
+    return pad_batch(token_rows(tokenizer, seqs, max_positions, what="window"), tokenizer.pad_token_id)
 
 
 def pool(hidden: torch.Tensor, logits: torch.Tensor, mask: torch.Tensor, pooling: str) -> torch.Tensor:

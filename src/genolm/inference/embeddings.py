@@ -16,9 +16,8 @@ import numpy as np
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerFast
 
-from genolm.data.tokenizers import encode_many
 from genolm.errors import GenolmError
-from genolm.inference.batches import pad_batch, pool, resolve_device
+from genolm.inference.batches import max_positions, pad_batch, pool, resolve_device, token_rows
 from genolm.models.fast.mixtral import mixtral_trunk
 from genolm.models.fast.switch import lean_trunk
 
@@ -27,32 +26,9 @@ from genolm.models.fast.switch import lean_trunk
 EMBED_POOLINGS = ("mean", "max", "last", "cls")
 
 
-def max_positions(model: PreTrainedModel) -> int:
-    """Longest input in tokens the model accepts (``max_position_embeddings``; unbounded if absent)."""
-    return int(getattr(model.config, "max_position_embeddings", None) or 1 << 30)
-
-
 def hidden_state_count(model: PreTrainedModel) -> int:
     """Entries of ``hidden_states``: the embedding output plus one per layer."""
     return int(model.config.num_hidden_layers) + 1
-
-
-def token_rows(tokenizer: PreTrainedTokenizerFast, seqs: Sequence[str], limit: int,
-               names: Sequence[str] | None = None) -> list[list[int]]:
-    """Token ids of every sequence (upper case, with special tokens), refusing any longer than ``limit``.
-
-    Raises:
-        GenolmError: naming the first sequence (by ``names``, else its 1-based index) that
-            tokenizes to more than ``limit`` tokens.
-
-    """
-    rows = encode_many(tokenizer, [s.upper() for s in seqs])
-    for i, row in enumerate(rows):
-        if len(row) > limit:
-            name = names[i] if names is not None else f"#{i + 1}"
-            raise GenolmError(f"sequence '{name}' ({len(seqs[i])} b) tokenizes to {len(row)} tokens, more "
-                              f"than the model's {limit} positions; use shorter sequences")
-    return rows
 
 
 def pool_tokens(hidden: torch.Tensor, mask: torch.Tensor, pooling: str) -> torch.Tensor:

@@ -23,7 +23,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerFast
 from genolm.data.tokenizers import bases_per_token, encode_many
 from genolm.errors import GenolmError
 from genolm.export import training_record
-from genolm.inference.batches import pad_batch
+from genolm.inference.batches import max_positions, pad_batch
 
 STARTS = ("sep", "bos")
 LN2 = float(np.log(2.0))
@@ -133,8 +133,7 @@ def window_bits(model: PreTrainedModel, tokenizer: PreTrainedTokenizerFast, wind
     """
     if len(windows) == 0:
         raise GenolmError("no window to score")
-    tokens = start_rows(tokenizer, windows, start, getattr(model.config, "max_position_embeddings", None),
-                        "window")
+    tokens = start_rows(tokenizer, windows, start, max_positions(model), "window")
     device = next(model.parameters()).device
     width = int(getattr(model.config, "vocab_size", None) or len(tokenizer))
     special = special_token_mask(tokenizer.all_special_ids, width).to(device)

@@ -29,7 +29,7 @@ from tqdm.auto import tqdm
 
 from genolm.data.sequences import BASES
 from genolm.errors import GenolmError
-from genolm.inference.batches import encode, forward_batch, resolve_device
+from genolm.inference.batches import encode, forward_batch, max_positions, resolve_device
 
 ScoreFn = Callable[[list[str]], np.ndarray]
 
@@ -133,7 +133,7 @@ def lm_scorer(model, tokenizer, device: str = "auto") -> ScoreFn:
     """Score function of a causal LM: the total log-likelihood (nats) of each sequence's tokens."""
     dev = resolve_device(device)
     model = model.to(dev).eval()
-    max_pos = int(getattr(model.config, "max_position_embeddings", 1 << 30))
+    max_pos = max_positions(model)
 
     @torch.no_grad()
     def score(seqs: list[str]) -> np.ndarray:

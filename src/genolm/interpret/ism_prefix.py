@@ -24,7 +24,7 @@ from transformers import MixtralForSequenceClassification
 
 from genolm.data.tokenizers import encode_many
 from genolm.errors import GenolmError
-from genolm.inference.batches import pad_batch, resolve_device
+from genolm.inference.batches import max_positions, pad_batch, resolve_device
 from genolm.models.classifier import classifier_logits
 from genolm.models.fast.fused_loss import token_log_probs
 from genolm.models.fast.mixtral import mixtral_trunk
@@ -194,7 +194,7 @@ class PrefixLMScorer(_PrefixScorer):
     """
 
     def __init__(self, model, tokenizer, device: str = "auto", group_rows: int = GROUP_ROWS) -> None:
-        max_pos = int(getattr(model.config, "max_position_embeddings", 1 << 30))
+        max_pos = max_positions(model)
         super().__init__(model, tokenizer, max_pos, device, group_rows)
         self._ref: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
 

@@ -24,7 +24,7 @@ from genolm.data.labeled import read_labeled_csv
 from genolm.data.sequences import check_dna, iter_records, one_hot
 from genolm.data.tokenizers import encode_many
 from genolm.errors import GenolmError
-from genolm.inference.batches import resolve_device
+from genolm.inference.batches import max_positions, resolve_device
 from genolm.interpret.gradients import base_token_ids, classifier_integrated_gradients
 from genolm.interpret.ism import (
     classifier_scorer,
@@ -161,7 +161,7 @@ def run(cfg: DictConfig) -> tuple[pd.DataFrame, dict[str, Any]]:
     else:
         net, tok = load_causal_lm(cfg.model_path, cfg.get("trust_remote_code", False))
         use_fast(net, cfg.fast, resolve_device(cfg.device))
-        max_pos = int(getattr(net.config, "max_position_embeddings", 1 << 30))
+        max_pos = max_positions(net)
         fast = PrefixLMScorer if prefix_ism_supported(net) else lm_scorer
         scorer, what = fast(net, tok, cfg.device), "total log-likelihood (nats)"
     check_lengths(tok, ids, seqs, max_pos)

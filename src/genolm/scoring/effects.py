@@ -21,24 +21,20 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerFast
 
-from genolm.data.tokenizers import encode_many
 from genolm.errors import GenolmError
-from genolm.inference.batches import POOLINGS, forward_batch, pad_batch, pool, resolve_device
+from genolm.inference.batches import (
+    POOLINGS,
+    forward_batch,
+    max_positions,
+    pad_batch,
+    pool,
+    resolve_device,
+    token_rows,
+)
 from genolm.inference.parallel import cpu_workers, map_batches
 from genolm.scoring.pairs import fast_pairs_supported, forward_pairs
 
 SCORES = ("l2", "cosine", "llr")
-
-
-def tokenize_windows(tokenizer: PreTrainedTokenizerFast, seqs: Sequence[str], max_positions: int,
-                     names: Sequence[str], side: str) -> list[list[int]]:
-    """Token ids (upper case, with special tokens) of every window; too long: one error naming it."""
-    rows = encode_many(tokenizer, [s.upper() for s in seqs])
-    for name, row in zip(names, rows, strict=True):
-        if len(row) > max_positions:
-            raise GenolmError(f"pair {name}: the {side} window tokenizes to {len(row)} tokens, more than "
-                              f"the model's {max_positions} positions; use shorter windows")
-    return rows
 
 
 @torch.inference_mode()
@@ -125,9 +121,9 @@ def score_pairs(model: torch.nn.Module, tokenizer: PreTrainedTokenizerFast, ref:
     """
     dev = resolve_device(device)
     model.to(dev).eval()
-    max_pos = int(getattr(model.config, "max_position_embeddings", 1 << 30))
+    max_pos = max_positions(model)
     names = list(ids) if ids is not None else [str(i + 1) for i in range(len(ref))]
-    tokens = [tokenize_windows(tokenizer, seqs, max_pos, names, side)
+    tokens = [token_rows(tokenizer, seqs, max_pos, names, f"{side} window of pair")
               for seqs, side in ((ref, "ref"), (alt, "alt"))]
     # batches of similar lengths (less padding); rows go back to input order below
     order = np.argsort([max(len(r), len(a)) for r, a in zip(*tokens, strict=True)], kind="stable")
