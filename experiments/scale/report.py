@@ -96,7 +96,7 @@ def plot(frame: pd.DataFrame, path: Path) -> None:
     ax_t.plot([lo / 1e6, hi / 1e6], [top * lo / hi, top], "k:", label="linear")
     ax_t.axhline(15 * 60, color="red", lw=0.8, ls="--", label="15 min")
     ax_m.axhline(4096, color="red", lw=0.8, ls="--", label="4 GB")
-    for ax, label in ((ax_t, "wall time (s)"), (ax_m, "peak RSS, process tree (MiB)")):
+    for ax, label in ((ax_t, "wall time (s)"), (ax_m, "peak memory: PSS of the process tree (MiB)")):
         ax.set(xscale="log", yscale="log", xlabel="bases read (Mb)", ylabel=label)
         ax.legend(fontsize=8)
     fig.suptitle(f"genolm data preparation at scale ({frame.cpu.iloc[0]}, {frame.cores.iloc[0]} cores)",
@@ -106,20 +106,29 @@ def plot(frame: pd.DataFrame, path: Path) -> None:
     plt.close(fig)
 
 
+def _md(table: pd.DataFrame) -> str:
+    """Markdown with whole numbers as integers and other floats to 2 decimals."""
+    def cell(v):
+        if not isinstance(v, float):
+            return v
+        return "" if v != v else str(int(v)) if v.is_integer() else f"{v:.2f}"
+    return markdown_table(table.astype(object).map(cell))
+
+
 def write_report(frame: pd.DataFrame, out: Path) -> None:
     """``latest.md`` (tables of this run) and ``scale.png``."""
     plot(frame, out / "scale.png")
     cols = ["scale", "bases", "fasta_gz_mb", "stage", "workers", "wall_s", "peak_rss_mb",
             "chunks", "tokens", "shards"]
-    table = frame[[c for c in cols if c in frame]].fillna("")
+    table = frame[[c for c in cols if c in frame]]
     totals = frame[frame.workers == "auto"].groupby("scale").agg(
         wall_s=("wall_s", "sum"), peak_rss_mb=("peak_rss_mb", "max"))
     first = frame.iloc[0]
     tokens = frame[(frame.stage == "token_cache") & (frame.workers == "auto")].sort_values("bases").iloc[-1]
     text = [f"## {first.run}: {first.cpu}, {first.cores} cores, code {first.commit}",
-            "", markdown_table(table), "",
+            "", _md(table), "",
             f"BPE tokens per base read (with one [SEP] per chunk): {tokens.tokens / tokens.bases:.4f}.", "",
             "All three stages, default workers:", "",
-            markdown_table(totals.reset_index()), "", "Extrapolation (see report.py for the model):", "",
-            markdown_table(extrapolate(frame)), ""]
+            _md(totals.reset_index()), "", "Extrapolation (see report.py for the model):", "",
+            _md(extrapolate(frame)), ""]
     (out / "latest.md").write_text("\n".join(text))

@@ -19,6 +19,7 @@ from torch.utils.data import DataLoader, Dataset
 from transformers import PreTrainedTokenizerFast
 
 from genolm.data.corpus import Input, prepare_corpus
+from genolm.data.once import factory_id, input_stamp, prepare_once
 from genolm.data.samplers import check_resume_layout, loader_state, sampler_for
 from genolm.data.token_cache import SHARD_MB, TokenSplit, build_token_cache
 from genolm.data.tokenizers import bases_per_token, complement_ids
@@ -150,13 +151,23 @@ class GenomeChunksDataModule(L.LightningDataModule):
         self.rc_aug = rc_aug
 
     def prepare(self) -> PreTrainedTokenizerFast:
-        """Prepare corpus, tokenizer and token cache (each reused when unchanged)."""
+        """Prepare corpus, tokenizer and token cache (each reused when unchanged).
+
+        In a run of several processes started together, global rank 0 prepares and the others
+        wait for it, then load its results (:func:`genolm.data.once.prepare_once`).
+        """
         if self.tokenizer is None:
-            self.corpus_dir = prepare_corpus(self.inputs, self.cache_dir / "corpus", **self.corpus_args)
-            self.tokenizer = self.tokenizer_factory(corpus_dir=self.corpus_dir, cache_dir=self.cache_dir)
-            self.token_dir = build_token_cache(self.corpus_dir, self.tokenizer, self.cache_dir,
-                                               shard_mb=self.shard_mb)
+            corpus = {k: v for k, v in self.corpus_args.items() if k != "workers"}
+            key = {"inputs": input_stamp(self.inputs), "corpus": corpus, "shard_mb": self.shard_mb,
+                   "tokenizer": factory_id(self.tokenizer_factory), "cache": str(self.cache_dir.resolve())}
+            prepare_once(key, self.cache_dir, self._prepare)
         return self.tokenizer
+
+    def _prepare(self) -> None:
+        self.corpus_dir = prepare_corpus(self.inputs, self.cache_dir / "corpus", **self.corpus_args)
+        self.tokenizer = self.tokenizer_factory(corpus_dir=self.corpus_dir, cache_dir=self.cache_dir)
+        self.token_dir = build_token_cache(self.corpus_dir, self.tokenizer, self.cache_dir,
+                                           shard_mb=self.shard_mb)
 
     def prepare_data(self) -> None:
         """Lightning hook: run :meth:`prepare` (idempotent)."""
