@@ -92,3 +92,5 @@ def test_marker_lets_later_ranks_through_and_a_failure_reaches_them(tmp_path: Pa
     monkeypatch.setenv("NODE_RANK", "1")
     with pytest.raises(GenolmError, match="rank 0 failed to prepare the data: GenolmError: .*invalid letter"):
         _module(bad, cache).prepare()
+    with pytest.raises(GenolmError, match="missing.fa: file not found"):  # checked here, no wait
+        _module(tmp_path / "missing.fa", cache).prepare()

@@ -18,7 +18,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from transformers import PreTrainedTokenizerFast
 
-from genolm.data.corpus import Input, prepare_corpus
+from genolm.data.corpus import Input, prepare_corpus, weighted_inputs
 from genolm.data.once import factory_id, input_stamp, prepare_once
 from genolm.data.samplers import check_resume_layout, loader_state, sampler_for
 from genolm.data.token_cache import SHARD_MB, TokenSplit, build_token_cache
@@ -158,7 +158,8 @@ class GenomeChunksDataModule(L.LightningDataModule):
         """
         if self.tokenizer is None:
             corpus = {k: v for k, v in self.corpus_args.items() if k != "workers"}
-            key = {"inputs": input_stamp(self.inputs), "corpus": corpus, "shard_mb": self.shard_mb,
+            inputs = weighted_inputs(self.inputs)  # checked on every rank: one clear error, no wait
+            key = {"inputs": input_stamp(inputs), "corpus": corpus, "shard_mb": self.shard_mb,
                    "tokenizer": factory_id(self.tokenizer_factory), "cache": str(self.cache_dir.resolve())}
             prepare_once(key, self.cache_dir, self._prepare)
         return self.tokenizer

@@ -31,14 +31,18 @@ FAILURE_SLACK_S = 600
 _STARTED = time.time()  # this module is imported as the process starts
 
 
-def input_stamp(inputs: Sequence[Any]) -> list[dict[str, Any]]:
-    """Path, size, modification time and weight of every corpus input (cheap: no hashing)."""
+def input_stamp(inputs: Sequence[tuple[Path, float]]) -> list[dict[str, Any]]:
+    """Path, size, modification time and weight of every corpus input (cheap: no hashing).
+
+    Args:
+        inputs: ``(path, weight)`` pairs, as :func:`genolm.data.corpus.weighted_inputs` returns them.
+
+    """
     stamps = []
-    for item in inputs:
-        path, weight = (item["path"], item.get("weight", 1.0)) if isinstance(item, Mapping) else (item, 1.0)
-        stat = Path(path).stat() if Path(path).exists() else None
-        stamps.append({"path": str(Path(path).resolve()), "weight": weight, "size": stat and stat.st_size,
-                       "mtime_ns": stat and stat.st_mtime_ns})
+    for path, weight in inputs:
+        stat = path.stat()
+        stamps.append({"path": str(path.resolve()), "weight": weight, "size": stat.st_size,
+                       "mtime_ns": stat.st_mtime_ns})
     return stamps
 
 
