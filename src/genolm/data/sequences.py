@@ -75,6 +75,11 @@ def unreadable(path: Path, err: BaseException, after: str | None) -> GenolmError
     return GenolmError(f"{path}: {kind}{where}; is it a complete FASTA/CSV file?")
 
 
+def record_id(title: str, n: int) -> str:
+    """A FASTA record's id: the first word of its header, or ``record<n>`` for an empty one."""
+    return title.split()[0] if title.strip() else f"record{n}"
+
+
 def iter_fasta(path: Path) -> Iterator[tuple[str, str]]:
     """Yield ``(record_id, sequence)`` from a FASTA file (Biopython's parser).
 
@@ -87,7 +92,7 @@ def iter_fasta(path: Path) -> Iterator[tuple[str, str]]:
         with _open_text(path) as handle:
             for title, seq in SimpleFastaParser(handle):
                 n += 1
-                name = title.split()[0] if title.strip() else f"record{n}"
+                name = record_id(title, n)
                 yield name, seq
     except UNREADABLE as err:
         raise unreadable(path, err, name) from None
@@ -153,8 +158,7 @@ def _fasta_blocks(path: Path, block: int) -> Iterator[tuple[str, int, str]]:
                 if name is not None:
                     yield name, offset, "".join(parts)
                 n += 1
-                title = line[1:].strip()
-                name, parts, size, offset = title.split()[0] if title else f"record{n}", [], 0, 0
+                name, parts, size, offset = record_id(line[1:], n), [], 0, 0
                 continue
             if name is None:
                 continue  # text before the first header is skipped, as Biopython's parser does

@@ -220,13 +220,12 @@ class TokenSplit:
         if not 0 <= start <= stop <= self.n_tokens:
             raise IndexError(f"tokens [{start}, {stop}) outside [0, {self.n_tokens})")
         k = int(np.searchsorted(self._starts, start, side="right")) - 1
-        pieces = []
+        pieces = [np.empty(0, dtype=self.meta["dtype"])]
         while start < stop:
             lo, hi = start - self._starts[k], min(stop, self._starts[k + 1]) - self._starts[k]
             pieces.append(np.array(self._shard(k)[lo:hi]))
             start, k = int(self._starts[k] + hi), k + 1
-        return pieces[0] if len(pieces) == 1 else np.concatenate(pieces) if pieces \
-            else np.empty(0, dtype=self.meta["dtype"])
+        return pieces[-1] if len(pieces) <= 2 else np.concatenate(pieces)
 
     def chunk(self, i: int) -> np.ndarray:
         """Token ids of chunk ``i`` without its separator."""
