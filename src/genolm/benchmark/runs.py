@@ -71,6 +71,18 @@ def hydra_ready() -> Iterator[None]:
             yield
 
 
+def run_overrides(cfg: DictConfig, task: str, model_path: str, seed: int, out: Path) -> list[str]:
+    """Overrides that make a finetuning or embedding config one benchmark run.
+
+    Task, model, seed and output folder, plus the benchmark's paths, fast path and
+    ``trust_remote_code``.
+    """
+    return [f"task={task}", f"model_path={model_path}", f"seed={seed}", f"paths.output_dir={out}",
+            f"paths.data_dir={cfg.paths.data_dir}", f"paths.cache_dir={cfg.paths.cache_dir}",
+            f"paths.log_dir={cfg.paths.log_dir}", f"fast={cfg.fast}",
+            f"trust_remote_code={cfg.trust_remote_code}"]
+
+
 def finetune_config(cfg: DictConfig, task: str, model_path: str, seed: int, out: Path,
                     name: str) -> DictConfig:
     """``conf/finetune.yaml`` composed for one run, with the benchmark's extra ``finetune`` overrides.
@@ -80,11 +92,7 @@ def finetune_config(cfg: DictConfig, task: str, model_path: str, seed: int, out:
     from hydra import compose
     from hydra.errors import HydraException
 
-    overrides = [f"task={task}", f"model_path={model_path}", f"seed={seed}", f"paths.output_dir={out}",
-                 f"paths.data_dir={cfg.paths.data_dir}", f"paths.cache_dir={cfg.paths.cache_dir}",
-                 f"paths.log_dir={cfg.paths.log_dir}", f"fast={cfg.fast}",
-                 f"trust_remote_code={cfg.trust_remote_code}",
-                 *cfg.get("finetune", [])]
+    overrides = [*run_overrides(cfg, task, model_path, seed, out), *cfg.get("finetune", [])]
     try:
         with hydra_ready():
             run_cfg = compose(config_name="finetune", overrides=overrides)
@@ -160,10 +168,7 @@ def fit_embedding_probe(cfg: DictConfig, task: str, model_path: str, out: Path
 
     from genolm.pipelines import embed
 
-    overrides = [f"task={task}", f"model_path={model_path}", f"seed={cfg.seed}", f"paths.output_dir={out}",
-                 f"paths.data_dir={cfg.paths.data_dir}", f"paths.cache_dir={cfg.paths.cache_dir}",
-                 f"paths.log_dir={cfg.paths.log_dir}", f"fast={cfg.fast}",
-                 f"trust_remote_code={cfg.trust_remote_code}"]
+    overrides = run_overrides(cfg, task, model_path, cfg.seed, out)
     with hydra_ready():
         embed_cfg = compose(config_name="embed", overrides=overrides)
     start = time.perf_counter()
